@@ -1,0 +1,40 @@
+"""The linking domain's models, one module per part of the domain."""
+
+from .audit import AuditAction, AuditEvent, AuditSource
+from .courses import Course, Enrollment, EnrollmentState, EnrollmentType
+from .links import LinkSource, ObservationLink
+from .pairing import PairingCode
+from .people import AccessToken, Login, User, derive_sortable_name
+from .sis import SisBatch
+from .tenancy import (
+    Account,
+    AccountAdmin,
+    CourseRoleOverride,
+    Permission,
+    Role,
+    SelfRegistration,
+)
+
+__all__ = [
+    "AccessToken",
+    "Account",
+    "AccountAdmin",
+    "AuditAction",
+    "AuditEvent",
+    "AuditSource",
+    "Course",
+    "CourseRoleOverride",
+    "Enrollment",
+    "EnrollmentState",
+    "EnrollmentType",
+    "LinkSource",
+    "Login",
+    "ObservationLink",
+    "PairingCode",
+    "Permission",
+    "Role",
+    "SelfRegistration",
+    "SisBatch",
+    "User",
+    "derive_sortable_name",
+]

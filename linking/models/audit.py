@@ -1,0 +1,73 @@
+"""The append-only audit trail."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditAction(models.TextChoices):
+    LINK_CREATED = "link.created", _("link created")
+    LINK_RESTORED = "link.restored", _("link restored")
+    LINK_DELETED = "link.deleted", _("link deleted")
+    CODE_ISSUED = "pairing_code.issued", _("pairing code issued")
+    CODE_REDEEMED = "pairing_code.redeemed", _("pairing code redeemed")
+    CODE_REVOKED = "pairing_code.revoked", _("pairing code revoked")
+    CODE_FAILED = "pairing_code.failed", _("failed pairing code attempt")
+    CREDENTIALS_FAILED = "credentials.failed", _("failed credential check")
+    TOKEN_ISSUED = "access_token.issued", _("access token issued")
+    TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
+
+
+class AuditSource(models.TextChoices):
+    API = "api", _("API")
+    ADMIN = "admin", _("staff admin")
+    PORTAL = "portal", _("web page")
+    SIS = "sis", _("SIS import")
+    COMMAND = "command", _("management command")
+    SYSTEM = "system", _("system")
+
+
+class AuditEvent(models.Model):
+    """What happened, who did it, to whom, from where. Rows are only ever inserted."""
+
+    action = models.CharField(max_length=40, choices=AuditAction)
+    source = models.CharField(max_length=16, choices=AuditSource)
+    actor = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    observer = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    student = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    root_account = models.ForeignKey(
+        "linking.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    link = models.ForeignKey(
+        "linking.ObservationLink",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    pairing_code = models.ForeignKey(
+        "linking.PairingCode",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["root_account", "-created_at"], name="audit_root_time"),
+            models.Index(fields=["link", "-created_at"], name="audit_link_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.created_at:%Y-%m-%d %H:%M}"

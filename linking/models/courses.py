@@ -1,0 +1,130 @@
+"""Courses and enrollments."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Course(models.Model):
+    class State(models.TextChoices):
+        UNPUBLISHED = "unpublished", _("unpublished")
+        AVAILABLE = "available", _("available")
+        COMPLETED = "completed", _("completed")
+        DELETED = "deleted", _("deleted")
+
+    name = models.CharField(max_length=255)
+    course_code = models.CharField(max_length=255, blank=True)
+    account = models.ForeignKey("linking.Account", on_delete=models.PROTECT, related_name="courses")
+    root_account = models.ForeignKey(
+        "linking.Account", on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    sis_course_id = models.CharField(max_length=255, null=True, blank=True)
+    workflow_state = models.CharField(max_length=16, choices=State, default=State.AVAILABLE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["root_account", "sis_course_id"],
+                condition=Q(sis_course_id__isnull=False),
+                name="course_unique_sis_id_per_root",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EnrollmentType(models.TextChoices):
+    STUDENT = "student", _("Student")
+    TEACHER = "teacher", _("Teacher")
+    TA = "ta", _("TA")
+    DESIGNER = "designer", _("Designer")
+    OBSERVER = "observer", _("Observer")
+
+
+class EnrollmentState(models.TextChoices):
+    INVITED = "invited", _("invited")
+    ACTIVE = "active", _("active")
+    INACTIVE = "inactive", _("inactive")
+    COMPLETED = "completed", _("completed")
+    REJECTED = "rejected", _("rejected")
+    DELETED = "deleted", _("deleted")
+
+
+class EnrollmentQuerySet(models.QuerySet):
+    def live(self) -> "EnrollmentQuerySet":
+        return self.exclude(workflow_state=EnrollmentState.DELETED)
+
+    def students(self) -> "EnrollmentQuerySet":
+        return self.filter(type=EnrollmentType.STUDENT)
+
+    def mirrorable(self) -> "EnrollmentQuerySet":
+        """Student enrollments an observer link mirrors (canvas-behaviour.md §5)."""
+        return self.students().exclude(
+            workflow_state__in=[
+                EnrollmentState.REJECTED,
+                EnrollmentState.COMPLETED,
+                EnrollmentState.DELETED,
+            ]
+        )
+
+
+class Enrollment(models.Model):
+    """A user's role in a course. Observer enrollments name the observed student."""
+
+    user = models.ForeignKey("linking.User", on_delete=models.CASCADE, related_name="enrollments")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    root_account = models.ForeignKey(
+        "linking.Account", on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    type = models.CharField(max_length=16, choices=EnrollmentType)
+    workflow_state = models.CharField(
+        max_length=16, choices=EnrollmentState, default=EnrollmentState.ACTIVE
+    )
+    associated_user = models.ForeignKey(
+        "linking.User",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="observer_enrollments",
+        help_text=_("For observer enrollments: the student being observed."),
+    )
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EnrollmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "course", "type"],
+                condition=Q(associated_user__isnull=True),
+                name="enrollment_unique_plain",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "course", "associated_user"],
+                condition=Q(associated_user__isnull=False),
+                name="enrollment_unique_observer_of_student",
+            ),
+            models.CheckConstraint(
+                condition=Q(associated_user__isnull=True) | Q(type="observer"),
+                name="enrollment_associated_user_only_for_observers",
+            ),
+            models.CheckConstraint(
+                condition=Q(associated_user__isnull=True) | ~Q(associated_user=models.F("user")),
+                name="enrollment_not_observing_self",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "type", "workflow_state"], name="enrollment_user_type"),
+            models.Index(fields=["associated_user", "user"], name="enrollment_assoc_user"),
+            models.Index(fields=["course", "type"], name="enrollment_course_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.type} in {self.course} ({self.workflow_state})"

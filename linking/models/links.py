@@ -1,0 +1,78 @@
+"""Observation links between observers and students."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class LinkSource(models.TextChoices):
+    API = "api", _("API")
+    PAIRING_CODE = "pairing_code", _("pairing code")
+    CREDENTIALS = "credentials", _("student credentials")
+    ACCESS_TOKEN = "access_token", _("student access token")
+    ADMIN = "admin", _("staff admin")
+    SIS = "sis", _("SIS import")
+    SELF_REGISTRATION = "self_registration", _("parent sign-up")
+    PORTAL = "portal", _("web page")
+
+
+class ObservationLinkQuerySet(models.QuerySet):
+    def active(self) -> "ObservationLinkQuerySet":
+        return self.filter(workflow_state=ObservationLink.State.ACTIVE)
+
+    def between(self, *, observer, student) -> "ObservationLinkQuerySet":
+        return self.filter(observer=observer, student=student)
+
+
+class ObservationLink(models.Model):
+    """An observer linked to a student in one root account (Canvas: UserObservationLink).
+
+    Never hard-deleted: removal sets ``workflow_state`` to deleted, and
+    linking again restores the same row.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active")
+        DELETED = "deleted", _("deleted")
+
+    observer = models.ForeignKey(
+        "linking.User", on_delete=models.PROTECT, related_name="observed_links"
+    )
+    student = models.ForeignKey(
+        "linking.User", on_delete=models.PROTECT, related_name="observer_links"
+    )
+    root_account = models.ForeignKey(
+        "linking.Account", on_delete=models.PROTECT, related_name="observation_links"
+    )
+    workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
+    source = models.CharField(max_length=32, choices=LinkSource, default=LinkSource.API)
+    created_by = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sis_batch = models.ForeignKey(
+        "linking.SisBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ObservationLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["observer", "student", "root_account"], name="link_unique_pair_per_root"
+            ),
+            models.CheckConstraint(
+                condition=~Q(observer=models.F("student")), name="link_not_observing_self"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["observer", "workflow_state"], name="link_observer_state"),
+            models.Index(fields=["student", "workflow_state"], name="link_student_state"),
+            models.Index(fields=["root_account", "workflow_state"], name="link_root_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.observer} observes {self.student} ({self.workflow_state})"

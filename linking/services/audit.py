@@ -1,0 +1,30 @@
+"""Writing the audit trail. Only services call this."""
+
+from ..models import AuditEvent
+from .context import Actor
+
+
+def record_event(
+    *,
+    action: str,
+    actor: Actor,
+    root_account=None,
+    observer=None,
+    student=None,
+    link=None,
+    pairing_code=None,
+    detail: dict | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        action=action,
+        source=actor.source,
+        actor=actor.user if actor.user is not None and actor.user.pk else None,
+        root_account=root_account,
+        observer=observer,
+        student=student,
+        link=link,
+        pairing_code=pairing_code,
+        ip_address=actor.ip_address,
+        user_agent=(actor.user_agent or "")[:512],
+        detail=detail or {},
+    )

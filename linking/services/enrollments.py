@@ -1,0 +1,235 @@
+"""Enrollments, and the observer enrollments that mirror linked students' (canvas-behaviour.md §5).
+
+An active observation link on root account R gives the observer an observer
+enrollment (``associated_user`` = the student) in every course of R where
+the student holds a live student enrollment, copying its state (invited
+becomes active). Removing the link deletes them; changes to the student's
+enrollments keep them in step.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import (
+    Course,
+    Enrollment,
+    EnrollmentState,
+    EnrollmentType,
+    Login,
+    ObservationLink,
+    User,
+)
+
+# Student states that an observer enrollment mirrors. Inactive counts (the
+# observer then sits inactive too); completed, rejected and deleted do not.
+MIRRORED_STATES = {EnrollmentState.INVITED, EnrollmentState.ACTIVE, EnrollmentState.INACTIVE}
+# Student states after which a returning enrollment re-creates observer
+# enrollments someone deleted explicitly.
+RETURNING_FROM = {
+    EnrollmentState.INACTIVE,
+    EnrollmentState.DELETED,
+    EnrollmentState.COMPLETED,
+    EnrollmentState.REJECTED,
+}
+
+
+def observer_state_for(student_state: str) -> str:
+    return EnrollmentState.ACTIVE if student_state == EnrollmentState.INVITED else student_state
+
+
+def _observer_can_enroll(observer: User, root_account_id: int) -> bool:
+    return (
+        Login.objects.filter(user=observer, root_account_id=root_account_id)
+        .exclude(workflow_state=Login.State.DELETED)
+        .exists()
+    )
+
+
+def mirror_link_enrollments(link: ObservationLink) -> int:
+    """Give the link's observer an observer enrollment per live student enrollment in its root account.
+
+    Existing observer enrollments that are deleted or inactive are restored
+    from the student's; live ones are left alone. Observers without a login
+    in the root account get none (Canvas: they cannot be enrolled there).
+    Returns the number of enrollments created or changed.
+    """
+    if link.workflow_state != ObservationLink.State.ACTIVE:
+        return 0
+    if not _observer_can_enroll(link.observer, link.root_account_id):
+        return 0
+    student_enrollments = list(
+        Enrollment.objects.mirrorable()
+        .filter(user_id=link.student_id, root_account_id=link.root_account_id)
+        .order_by("course_id", "id")
+    )
+    if not student_enrollments:
+        return 0
+    existing = {
+        e.course_id: e
+        for e in Enrollment.objects.filter(
+            user_id=link.observer_id,
+            associated_user_id=link.student_id,
+            course_id__in=[e.course_id for e in student_enrollments],
+        )
+    }
+    now = timezone.now()
+    to_create, to_update = [], []
+    for source in student_enrollments:
+        mirrored = existing.get(source.course_id)
+        state = observer_state_for(source.workflow_state)
+        if mirrored is None:
+            to_create.append(
+                Enrollment(
+                    user_id=link.observer_id,
+                    course_id=source.course_id,
+                    root_account_id=source.root_account_id,
+                    type=EnrollmentType.OBSERVER,
+                    associated_user_id=link.student_id,
+                    workflow_state=state,
+                    start_at=source.start_at,
+                    end_at=source.end_at,
+                )
+            )
+            existing[source.course_id] = to_create[-1]
+        elif mirrored.workflow_state in (EnrollmentState.DELETED, EnrollmentState.INACTIVE):
+            if mirrored.workflow_state != state or mirrored.start_at != source.start_at:
+                mirrored.workflow_state = state
+                mirrored.start_at = source.start_at
+                mirrored.end_at = source.end_at
+                mirrored.updated_at = now
+                to_update.append(mirrored)
+    Enrollment.objects.bulk_create(to_create)
+    Enrollment.objects.bulk_update(
+        to_update, ["workflow_state", "start_at", "end_at", "updated_at"]
+    )
+    return len(to_create) + len(to_update)
+
+
+def remove_link_enrollments(link: ObservationLink) -> int:
+    """Delete the observer enrollments a link made (those in its root account for its student)."""
+    return (
+        Enrollment.objects.filter(
+            user_id=link.observer_id,
+            associated_user_id=link.student_id,
+            root_account_id=link.root_account_id,
+            type=EnrollmentType.OBSERVER,
+        )
+        .exclude(workflow_state=EnrollmentState.DELETED)
+        .update(workflow_state=EnrollmentState.DELETED, updated_at=timezone.now())
+    )
+
+
+def _sync_observers_of(enrollment: Enrollment, *, previous_state: str | None) -> None:
+    """Keep the observers of a student enrollment's student in step with it."""
+    if enrollment.type != EnrollmentType.STUDENT:
+        return
+    observer_ids = list(
+        ObservationLink.objects.active()
+        .filter(student_id=enrollment.user_id, root_account_id=enrollment.root_account_id)
+        .values_list("observer_id", flat=True)
+    )
+    if not observer_ids:
+        return
+    enrollable = set(
+        Login.objects.filter(user_id__in=observer_ids, root_account_id=enrollment.root_account_id)
+        .exclude(workflow_state=Login.State.DELETED)
+        .values_list("user_id", flat=True)
+    )
+    existing = {
+        e.user_id: e
+        for e in Enrollment.objects.filter(
+            course_id=enrollment.course_id,
+            associated_user_id=enrollment.user_id,
+            user_id__in=observer_ids,
+        )
+    }
+    state = enrollment.workflow_state
+    is_new = previous_state is None
+    returning = previous_state in RETURNING_FROM and state in MIRRORED_STATES
+    now = timezone.now()
+    to_create, to_update = [], []
+    for observer_id in observer_ids:
+        mirrored = existing.get(observer_id)
+        if state in MIRRORED_STATES:
+            target = observer_state_for(state)
+            if mirrored is None:
+                if observer_id in enrollable:
+                    to_create.append(
+                        Enrollment(
+                            user_id=observer_id,
+                            course_id=enrollment.course_id,
+                            root_account_id=enrollment.root_account_id,
+                            type=EnrollmentType.OBSERVER,
+                            associated_user_id=enrollment.user_id,
+                            workflow_state=target,
+                            start_at=enrollment.start_at,
+                            end_at=enrollment.end_at,
+                        )
+                    )
+                continue
+            explicitly_deleted = mirrored.workflow_state == EnrollmentState.DELETED
+            if explicitly_deleted and not (is_new or returning):
+                continue
+            if mirrored.workflow_state != target:
+                mirrored.workflow_state = target
+                mirrored.start_at = enrollment.start_at
+                mirrored.end_at = enrollment.end_at
+                mirrored.updated_at = now
+                to_update.append(mirrored)
+        elif mirrored is not None and mirrored.workflow_state != EnrollmentState.DELETED:
+            # The student's enrollment ended (completed, rejected, deleted): so does the mirror.
+            mirrored.workflow_state = (
+                EnrollmentState.COMPLETED if state == EnrollmentState.COMPLETED else EnrollmentState.DELETED
+            )
+            mirrored.updated_at = now
+            to_update.append(mirrored)
+    Enrollment.objects.bulk_create(to_create)
+    Enrollment.objects.bulk_update(to_update, ["workflow_state", "start_at", "end_at", "updated_at"])
+
+
+@transaction.atomic
+def enroll_user(
+    *,
+    user: User,
+    course: Course,
+    type: str,
+    workflow_state: str = EnrollmentState.ACTIVE,
+    associated_user: User | None = None,
+) -> Enrollment:
+    """Enroll a user in a course (or bring an existing enrollment to ``workflow_state``).
+
+    A student enrollment brings the student's linked observers along.
+    Observer enrollments made here are one-off course observers (with
+    ``associated_user``), independent of observation links.
+    """
+    if type == EnrollmentType.OBSERVER and associated_user is None:
+        raise ValueError("observer enrollments need an associated user")
+    enrollment = (
+        Enrollment.objects.select_for_update()
+        .filter(user=user, course=course, type=type, associated_user=associated_user)
+        .first()
+    )
+    if enrollment is None:
+        enrollment = Enrollment.objects.create(
+            user=user,
+            course=course,
+            root_account_id=course.root_account_id,
+            type=type,
+            workflow_state=workflow_state,
+            associated_user=associated_user,
+        )
+        _sync_observers_of(enrollment, previous_state=None)
+        return enrollment
+    return set_enrollment_state(enrollment=enrollment, workflow_state=workflow_state)
+
+
+@transaction.atomic
+def set_enrollment_state(*, enrollment: Enrollment, workflow_state: str) -> Enrollment:
+    """Change an enrollment's state; observer enrollments of a student follow."""
+    previous = enrollment.workflow_state
+    if previous == workflow_state:
+        return enrollment
+    enrollment.workflow_state = workflow_state
+    enrollment.save(update_fields=["workflow_state", "updated_at"])
+    _sync_observers_of(enrollment, previous_state=previous)
+    return enrollment

@@ -1,0 +1,245 @@
+"""Issuing, redeeming and revoking observer pairing codes.
+
+Codes are 8 symbols of Crockford Base32 (40 bits), shown as ``ABCD-EFGH``,
+typed case-insensitively with or without dashes and spaces, and stored only
+as a keyed hash. A code works exactly once: every rule is checked before the
+code is consumed, and consumption is one conditional UPDATE, so concurrent
+redemptions produce exactly one link and a refused attempt never burns it.
+"""
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..models import (
+    Account,
+    AuditAction,
+    LinkSource,
+    ObservationLink,
+    PairingCode,
+    Permission,
+    User,
+)
+from . import ratelimit
+from .audit import record_event
+from .context import Actor
+from .errors import FeatureDisabled, InvalidPairingCode, NotAuthorized
+from .hashing import keyed_hash
+from .links import link_to_common_root_accounts
+from .permissions import can_generate_pairing_code, has_account_permission, is_pairable_student
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 8
+MAX_ACTIVE_CODES = 5
+_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_SEPARATORS = re.compile(r"[\s\-_.]+")
+_VALID = re.compile(f"^[{ALPHABET}]{{{CODE_LENGTH}}}$")
+
+
+def normalize_code(raw: str | None) -> str | None:
+    """The canonical form of a typed code, or None when it cannot be a code."""
+    if not raw or len(raw) > 64:
+        return None
+    text = _SEPARATORS.sub("", raw).upper().translate(_LOOKALIKES)
+    return text if _VALID.match(text) else None
+
+
+def format_code(code: str) -> str:
+    return f"{code[:4]}-{code[4:]}"
+
+
+def hash_code(code: str) -> str:
+    return keyed_hash("pairing-code", code)
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    pairing_code: PairingCode
+    plaintext: str  # formatted ABCD-EFGH; exists only in this return value
+
+    @property
+    def expires_at(self):
+        return self.pairing_code.expires_at
+
+
+@transaction.atomic
+def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
+    """Issue a new code for a student of the root account.
+
+    Raises FeatureDisabled when the root account has pairing codes off and
+    NotAuthorized when the student has no live student enrollment there or
+    the acting user may not generate codes for them (a system actor, such as
+    a management command, may). A student holds at most five active codes:
+    issuing a sixth revokes the oldest.
+    """
+    if not root_account.pairing_codes_enabled:
+        raise FeatureDisabled()
+    if not is_pairable_student(student, root_account):
+        raise NotAuthorized()
+    if actor.user is not None and not can_generate_pairing_code(actor.user, student, root_account):
+        raise NotAuthorized()
+    # Lock the student row so concurrent issues count active codes one at a time.
+    User.objects.select_for_update().filter(pk=student.pk).first()
+    now = timezone.now()
+    active = list(
+        PairingCode.objects.redeemable(now)
+        .filter(student=student)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+    )
+    for stale_id in active[MAX_ACTIVE_CODES - 1 :]:
+        stale = PairingCode.objects.get(pk=stale_id)
+        _revoke(stale, actor, reason="cap")
+    expires_at = now + timedelta(hours=root_account.pairing_code_lifetime_hours)
+    for _attempt in range(5):
+        plaintext = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        try:
+            with transaction.atomic():
+                code = PairingCode.objects.create(
+                    student=student,
+                    root_account=root_account,
+                    code_hash=hash_code(plaintext),
+                    expires_at=expires_at,
+                    issued_by=actor.user if actor.user is not None and actor.user.pk else None,
+                    created_at=now,
+                )
+            break
+        except IntegrityError:  # 1 in 2**40 per live code: draw again
+            continue
+    else:  # pragma: no cover - would need five consecutive collisions
+        raise RuntimeError("could not draw an unused pairing code")
+    record_event(
+        action=AuditAction.CODE_ISSUED,
+        actor=actor,
+        root_account=root_account,
+        student=student,
+        pairing_code=code,
+        detail={"expires_at": expires_at.isoformat()},
+    )
+    return IssuedCode(pairing_code=code, plaintext=format_code(plaintext))
+
+
+def _failed_attempt(actor: Actor, root_account: Account, reason: str) -> InvalidPairingCode:
+    ratelimit.register_failure(user=actor.user, ip_address=actor.ip_address)
+    record_event(
+        action=AuditAction.CODE_FAILED,
+        actor=actor,
+        root_account=root_account,
+        detail={"reason": reason},
+    )
+    return InvalidPairingCode()
+
+
+def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> PairingCode:
+    """Look a typed code up among the root account's live codes, counting failures.
+
+    Raises RateLimited before looking when the actor is over the failure
+    limit, and InvalidPairingCode (one message for unknown, expired, used and
+    revoked codes) otherwise.
+    """
+    ratelimit.ensure_not_limited(user=actor.user, ip_address=actor.ip_address)
+    canonical = normalize_code(code)
+    if canonical is None:
+        raise _failed_attempt(actor, root_account, "malformed")
+    found = (
+        PairingCode.objects.redeemable()
+        .filter(root_account=root_account, code_hash=hash_code(canonical))
+        .select_related("student")
+        .first()
+    )
+    if found is None or not found.student.is_active:
+        raise _failed_attempt(actor, root_account, "no_match")
+    return found
+
+
+def redeem_pairing_code(
+    *,
+    code: str,
+    observer: User,
+    root_account: Account,
+    actor: Actor,
+    link_root_accounts: Account | str | None = None,
+    source: str = LinkSource.PAIRING_CODE,
+) -> tuple[User, list[ObservationLink]]:
+    """Link ``observer`` to the student a code was issued for, consuming the code.
+
+    Every rule (rate limit, code validity, self-link, common root accounts,
+    the acting admin's permission) is checked before the code is consumed;
+    a refused attempt leaves it usable. Consumption is a conditional UPDATE
+    inside the same transaction as the links, so of many concurrent
+    redemptions exactly one links and the rest get InvalidPairingCode.
+    """
+    pairing_code = find_redeemable_code(code=code, root_account=root_account, actor=actor)
+    student = pairing_code.student
+    narrowing = link_root_accounts if link_root_accounts is not None else root_account
+    with transaction.atomic():
+        now = timezone.now()
+        consumed = PairingCode.objects.filter(
+            pk=pairing_code.pk,
+            workflow_state=PairingCode.State.ACTIVE,
+            expires_at__gt=now,
+        ).update(
+            workflow_state=PairingCode.State.REDEEMED,
+            redeemed_by=observer,
+            redeemed_at=now,
+        )
+        if not consumed:
+            raise InvalidPairingCode()
+        # Raises (and rolls the consumption back) when no link may result.
+        links = link_to_common_root_accounts(
+            observer=observer,
+            student=student,
+            narrowing=narrowing,
+            actor=actor,
+            source=source,
+        )
+        record_event(
+            action=AuditAction.CODE_REDEEMED,
+            actor=actor,
+            root_account=root_account,
+            observer=observer,
+            student=student,
+            pairing_code=pairing_code,
+        )
+    return student, links
+
+
+def _revoke(code: PairingCode, actor: Actor, *, reason: str) -> bool:
+    now = timezone.now()
+    updated = PairingCode.objects.filter(
+        pk=code.pk, workflow_state=PairingCode.State.ACTIVE
+    ).update(
+        workflow_state=PairingCode.State.REVOKED,
+        revoked_at=now,
+        revoked_by=actor.user if actor.user is not None and actor.user.pk else None,
+    )
+    if updated:
+        record_event(
+            action=AuditAction.CODE_REVOKED,
+            actor=actor,
+            root_account=code.root_account,
+            student=code.student,
+            pairing_code=code,
+            detail={"reason": reason},
+        )
+    return bool(updated)
+
+
+@transaction.atomic
+def revoke_pairing_code(*, pairing_code: PairingCode, actor: Actor) -> bool:
+    """Revoke an active code. The student and staff of its root account may; others get NotAuthorized.
+
+    Returns False when the code was no longer active (already used or revoked).
+    """
+    caller = actor.user
+    if caller is not None and caller.pk != pairing_code.student_id:
+        allowed = has_account_permission(
+            caller, pairing_code.root_account, Permission.MANAGE_USER_OBSERVERS
+        ) or can_generate_pairing_code(caller, pairing_code.student, pairing_code.root_account)
+        if not allowed:
+            raise NotAuthorized()
+    return _revoke(pairing_code, actor, reason="revoked")

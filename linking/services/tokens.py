@@ -1,0 +1,74 @@
+"""API access tokens: issued once in plaintext, stored as a keyed hash."""
+
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import AccessToken, AuditAction, User
+from .audit import record_event
+from .context import Actor
+from .hashing import keyed_hash
+
+TOKEN_BYTES = 32
+# Writing last_used_at on every request would turn reads into writes; once a
+# minute is precise enough for "when was this token last used".
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(plaintext: str) -> str:
+    return keyed_hash("access-token", plaintext)
+
+
+@transaction.atomic
+def issue_access_token(
+    *, user: User, actor: Actor, purpose: str = "", expires_at=None
+) -> tuple[AccessToken, str]:
+    """Create a token for ``user``; the plaintext is returned here and nowhere else."""
+    plaintext = secrets.token_urlsafe(TOKEN_BYTES)
+    token = AccessToken.objects.create(
+        user=user,
+        purpose=purpose[:255],
+        token_hash=hash_token(plaintext),
+        token_hint=plaintext[-4:],
+        expires_at=expires_at,
+        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+    )
+    record_event(
+        action=AuditAction.TOKEN_ISSUED, actor=actor, detail={"token_id": token.pk, "user": user.pk}
+    )
+    return token, plaintext
+
+
+def authenticate_access_token(plaintext: str | None) -> AccessToken | None:
+    """The usable token (with its user) a bearer string names, or None. One indexed query."""
+    if not plaintext or len(plaintext) > 256:
+        return None
+    token = (
+        AccessToken.objects.usable()
+        .filter(token_hash=hash_token(plaintext))
+        .select_related("user")
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+@transaction.atomic
+def revoke_access_token(*, token: AccessToken, actor: Actor) -> bool:
+    updated = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if updated:
+        record_event(
+            action=AuditAction.TOKEN_REVOKED,
+            actor=actor,
+            detail={"token_id": token.pk, "user": token.user_id},
+        )
+    return bool(updated)
