@@ -1,0 +1,3 @@
+"""Staff admin: one module per area, registered on import."""
+
+from . import core, notifications, sis  # noqa: F401
