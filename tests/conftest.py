@@ -66,3 +66,44 @@ def frozen_now(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(timezone, "now", lambda: clock.now)
     return clock
+
+
+@pytest.fixture
+def browser_page(live_server, request):
+    """A Playwright page in Debian's headless Chromium; saves a screenshot under tests/artifacts/.
+
+    Usage: ``browser_page.goto(live_server.url + "/...")``. The screenshot is
+    named after the test and taken when the test ends, pass or fail.
+    """
+    import os
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # test itself makes are still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    artifacts = Path(__file__).resolve().parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
+            context.close()
+            browser.close()
