@@ -56,7 +56,7 @@ PRODUCTION = ENVIRONMENT == "production"
 
 DEBUG = env_bool("DEBUG", False)
 
-_DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+_DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", None if PRODUCTION else _DEV_SECRET)
 if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured(
@@ -197,6 +197,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "observers@localhost")
 # unknown host falls back to the default root account; production refuses it.
 OBSERVERS_DEFAULT_DOMAIN = env_str("DEFAULT_DOMAIN", None if PRODUCTION else "localhost")
 OBSERVERS_ALLOW_UNKNOWN_HOSTS = env_bool("ALLOW_UNKNOWN_HOSTS", not PRODUCTION)
+# Seconds a worker keeps a host's root account in memory (0: look it up on
+# every request). Settings changed in the admin reach the API within this time.
+OBSERVERS_TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30 if PRODUCTION else 0)
 
 # Failed pairing-code redemptions and credential checks allowed per window,
 # counted per user and per client address in the shared cache.

@@ -94,7 +94,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 def derive_sortable_name(name: str) -> str:
-    """"Jane Q Doe" -> "Doe, Jane Q" as Canvas does; single words stay as they are."""
+    """ "Jane Q Doe" -> "Doe, Jane Q" as Canvas does; single words stay as they are."""
     parts = name.strip().split()
     if len(parts) < 2:
         return name.strip()

@@ -207,7 +207,12 @@ class CourseRoleOverride(models.Model):
     )
     permission = models.CharField(
         max_length=64,
-        choices=[(Permission.GENERATE_OBSERVER_PAIRING_CODE, Permission.GENERATE_OBSERVER_PAIRING_CODE.label)],
+        choices=[
+            (
+                Permission.GENERATE_OBSERVER_PAIRING_CODE,
+                Permission.GENERATE_OBSERVER_PAIRING_CODE.label,
+            )
+        ],
         default=Permission.GENERATE_OBSERVER_PAIRING_CODE,
     )
     enabled = models.BooleanField(default=True)
