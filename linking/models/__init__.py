@@ -3,6 +3,14 @@
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType
 from .links import LinkSource, ObservationLink
+from .notifications import (
+    DeliveryStatus,
+    EmailNotification,
+    NotificationSettings,
+    UnrecognisedLinkReport,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .pairing import PairingCode
 from .people import AccessToken, Login, User, derive_sortable_name
 from .sis import SisBatch
@@ -24,17 +32,23 @@ __all__ = [
     "AuditSource",
     "Course",
     "CourseRoleOverride",
+    "DeliveryStatus",
+    "EmailNotification",
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
     "LinkSource",
     "Login",
+    "NotificationSettings",
     "ObservationLink",
     "PairingCode",
     "Permission",
     "Role",
     "SelfRegistration",
     "SisBatch",
+    "UnrecognisedLinkReport",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "derive_sortable_name",
 ]

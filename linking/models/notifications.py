@@ -78,12 +78,14 @@ class EmailNotification(models.Model):
 
     class Kind(models.TextChoices):
         NEW_OBSERVER_TO_STUDENT = "new_observer.student", _("new observer (to the student)")
-        NEW_OBSERVER_TO_OBSERVERS = "new_observer.observers", _(
-            "new observer (to the student's other observers)"
+        NEW_OBSERVER_TO_OBSERVERS = (
+            "new_observer.observers",
+            _("new observer (to the student's other observers)"),
         )
         LINK_REMOVED_TO_OBSERVER = "link_removed.observer", _("link removed (to the observer)")
-        STAFF_LINK_TO_OBSERVER = "staff_link.observer", _(
-            "link made by staff or SIS (to the observer)"
+        STAFF_LINK_TO_OBSERVER = (
+            "staff_link.observer",
+            _("link made by staff or SIS (to the observer)"),
         )
 
     root_account = models.ForeignKey(
@@ -213,5 +215,48 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} to {self.endpoint_id} ({self.status})"
 
 
-class UnrecognisedLinkReport(model := models.Model):  # noqa: F841
-    pass
+class UnrecognisedLinkReport(models.Model):
+    """A person said "this wasn't me" about a new link; the school's staff review it."""
+
+    root_account = models.ForeignKey(
+        "linking.Account", on_delete=models.CASCADE, related_name="unrecognised_link_reports"
+    )
+    notification = models.ForeignKey(
+        EmailNotification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event = models.ForeignKey(
+        "linking.AuditEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    link = models.ForeignKey(
+        "linking.ObservationLink",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="unrecognised_reports",
+    )
+    reported_by = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    observer = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    student = models.ForeignKey(
+        "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification"],
+                condition=Q(notification__isnull=False),
+                name="report_one_per_notification",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Unrecognised link reported {self.created_at:%Y-%m-%d %H:%M}"
