@@ -16,8 +16,9 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
-    # Rate-limit counters live in the cache; each test starts from zero.
+def _clear_cache(db):
+    # Rate-limit counters live in the cache (a database table by default), so
+    # every test gets database access and starts from zero.
     cache.clear()
     yield
     cache.clear()
