@@ -1,8 +1,17 @@
 """Tenants, people and courses: creating the rows the linking domain works on."""
 
+import re
+
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 
 from ..models import Account, AccountAdmin, Course, Login, Role, SelfRegistration, User
+from .errors import DomainTaken, LinkingError, LoginTaken
+
+# A host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 def builtin_admin_role() -> Role:
@@ -30,9 +39,31 @@ def create_root_account(
     credential_linking_allowed: bool = True,
     avatars_enabled: bool = False,
 ) -> Account:
+    """A new tenant served at ``domain`` (lower-cased).
+
+    Raises LinkingError (code ``invalid_domain``) for a malformed host name,
+    DomainTaken when another root account already serves it, and
+    LinkingError (code ``invalid_setting``) for an unknown self-registration
+    mode or a code lifetime outside 1 hour .. 90 days.
+    """
+    domain = (domain or "").strip().lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise LinkingError(f"{domain!r} is not a valid host name.", code="invalid_domain")
+    if self_registration not in SelfRegistration.values:
+        raise LinkingError(
+            f"self_registration must be one of {', '.join(SelfRegistration.values)}.",
+            code="invalid_setting",
+        )
+    if not 1 <= pairing_code_lifetime_hours <= 24 * 90:
+        raise LinkingError(
+            "The pairing code lifetime must be between 1 and 2160 hours (90 days).",
+            code="invalid_setting",
+        )
+    if Account.objects.filter(domain=domain).exists():
+        raise DomainTaken()
     return Account.objects.create(
         name=name,
-        domain=domain.strip().lower(),
+        domain=domain,
         self_registration=self_registration,
         pairing_codes_enabled=pairing_codes_enabled,
         pairing_code_lifetime_hours=pairing_code_lifetime_hours,
@@ -93,10 +124,30 @@ def add_login(
     sis_user_id: str | None = None,
     integration_id: str | None = None,
 ) -> Login:
+    """Give ``user`` a login in ``root_account``.
+
+    Raises LoginTaken when a live login of the root account already has the
+    same login id (case-insensitively), SIS user id or integration id.
+    """
+    unique_id = unique_id.strip()
+    clash = Q(uid=unique_id.lower())
+    if sis_user_id:
+        clash |= Q(sis_user_id=sis_user_id)
+    if integration_id:
+        clash |= Q(integration_id=integration_id)
+    taken = (
+        Login.objects.filter(root_account=root_account)
+        .exclude(workflow_state=Login.State.DELETED)
+        .annotate(uid=Lower("unique_id"))
+        .filter(clash)
+        .exists()
+    )
+    if taken:
+        raise LoginTaken()
     login = Login(
         user=user,
         root_account=root_account,
-        unique_id=unique_id.strip(),
+        unique_id=unique_id,
         sis_user_id=sis_user_id or None,
         integration_id=integration_id or None,
     )
@@ -110,7 +161,10 @@ def add_login(
 
 @transaction.atomic
 def make_account_admin(*, user: User, account: Account, role: Role | None = None) -> AccountAdmin:
-    """Give ``user`` a role in ``account`` (the built-in AccountAdmin by default); staff may use the admin."""
+    """Give ``user`` a role in ``account`` (the built-in AccountAdmin by default).
+
+    The user becomes staff, so they may sign in to the admin.
+    """
     role = role or builtin_admin_role()
     membership, _ = AccountAdmin.objects.update_or_create(
         user=user,
@@ -143,4 +197,16 @@ def create_course(
         course_code=course_code or name,
         sis_course_id=sis_course_id,
         workflow_state=workflow_state,
+    )
+
+
+def find_login(*, root_account: Account, unique_id: str) -> Login | None:
+    """The live login of ``root_account`` with this login id (case-insensitive), or None."""
+    return (
+        Login.objects.filter(root_account=root_account)
+        .exclude(workflow_state=Login.State.DELETED)
+        .annotate(uid=Lower("unique_id"))
+        .filter(uid=(unique_id or "").strip().lower())
+        .select_related("user")
+        .first()
     )

@@ -46,7 +46,7 @@ def _observer_can_enroll(observer: User, root_account_id: int) -> bool:
 
 
 def mirror_link_enrollments(link: ObservationLink) -> int:
-    """Give the link's observer an observer enrollment per live student enrollment in its root account.
+    """Mirror the student's live student enrollments of the link's root account for the observer.
 
     Existing observer enrollments that are deleted or inactive are restored
     from the student's; live ones are left alone. Observers without a login
@@ -91,13 +91,14 @@ def mirror_link_enrollments(link: ObservationLink) -> int:
                 )
             )
             existing[source.course_id] = to_create[-1]
-        elif mirrored.workflow_state in (EnrollmentState.DELETED, EnrollmentState.INACTIVE):
-            if mirrored.workflow_state != state or mirrored.start_at != source.start_at:
-                mirrored.workflow_state = state
-                mirrored.start_at = source.start_at
-                mirrored.end_at = source.end_at
-                mirrored.updated_at = now
-                to_update.append(mirrored)
+        elif mirrored.workflow_state in (EnrollmentState.DELETED, EnrollmentState.INACTIVE) and (
+            mirrored.workflow_state != state or mirrored.start_at != source.start_at
+        ):
+            mirrored.workflow_state = state
+            mirrored.start_at = source.start_at
+            mirrored.end_at = source.end_at
+            mirrored.updated_at = now
+            to_update.append(mirrored)
     Enrollment.objects.bulk_create(to_create)
     Enrollment.objects.bulk_update(
         to_update, ["workflow_state", "start_at", "end_at", "updated_at"]
@@ -179,12 +180,16 @@ def _sync_observers_of(enrollment: Enrollment, *, previous_state: str | None) ->
         elif mirrored is not None and mirrored.workflow_state != EnrollmentState.DELETED:
             # The student's enrollment ended (completed, rejected, deleted): so does the mirror.
             mirrored.workflow_state = (
-                EnrollmentState.COMPLETED if state == EnrollmentState.COMPLETED else EnrollmentState.DELETED
+                EnrollmentState.COMPLETED
+                if state == EnrollmentState.COMPLETED
+                else EnrollmentState.DELETED
             )
             mirrored.updated_at = now
             to_update.append(mirrored)
     Enrollment.objects.bulk_create(to_create)
-    Enrollment.objects.bulk_update(to_update, ["workflow_state", "start_at", "end_at", "updated_at"])
+    Enrollment.objects.bulk_update(
+        to_update, ["workflow_state", "start_at", "end_at", "updated_at"]
+    )
 
 
 @transaction.atomic

@@ -73,3 +73,13 @@ class RateLimited(LinkingError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message)
+
+
+class DomainTaken(LinkingError):
+    code = "domain_taken"
+    default_message = "Another institution already uses this domain."
+
+
+class LoginTaken(LinkingError):
+    code = "login_taken"
+    default_message = "This login id is already in use at this institution."

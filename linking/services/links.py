@@ -33,7 +33,7 @@ def link_observer(
     source: str = LinkSource.API,
     sis_batch: SisBatch | None = None,
 ) -> tuple[ObservationLink, bool]:
-    """Create or restore the link observer -> student on a root account (Canvas's create_or_restore).
+    """Create or restore the link observer -> student on a root account (Canvas: create_or_restore).
 
     Returns ``(link, changed)``: ``changed`` is False when the link was
     already active. Either way the observer's enrollments are brought in
@@ -78,7 +78,9 @@ def _link(observer, student, root_account, actor, source, sis_batch):
         link.source = source
         # A restore by a person takes the link out of SIS's hands (Canvas).
         link.sis_batch = sis_batch
-        link.save(update_fields=["workflow_state", "deleted_at", "source", "sis_batch", "updated_at"])
+        link.save(
+            update_fields=["workflow_state", "deleted_at", "source", "sis_batch", "updated_at"]
+        )
         action = AuditAction.LINK_RESTORED
     else:
         changed = False

@@ -231,7 +231,7 @@ def _revoke(code: PairingCode, actor: Actor, *, reason: str) -> bool:
 
 @transaction.atomic
 def revoke_pairing_code(*, pairing_code: PairingCode, actor: Actor) -> bool:
-    """Revoke an active code. The student and staff of its root account may; others get NotAuthorized.
+    """Revoke an active code: the student and staff may; others get NotAuthorized.
 
     Returns False when the code was no longer active (already used or revoked).
     """

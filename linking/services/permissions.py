@@ -34,7 +34,8 @@ def associated_root_account_ids(user: User) -> set[int]:
     enrollments = Enrollment.objects.filter(user=user).live()
     admins = AccountAdmin.objects.filter(user=user, workflow_state=AccountAdmin.State.ACTIVE)
     rows = (
-        logins.order_by().values_list("root_account_id")
+        logins.order_by()
+        .values_list("root_account_id")
         .union(enrollments.order_by().values_list("root_account_id"))
         .union(admins.order_by().values_list("root_account_id"))
     )
@@ -128,7 +129,7 @@ def is_pairable_student(student: User, root_account: Account) -> bool:
 
 
 def can_generate_pairing_code(caller: User, student: User, root_account: Account) -> bool:
-    """The student themself, or a holder of ``generate_observer_pairing_code`` in a course of theirs.
+    """The student, or a holder of ``generate_observer_pairing_code`` in one of their courses.
 
     Account admins hold it through the course's account chain when their role
     has the permission; teachers, TAs, designers and observers only where a
@@ -146,7 +147,9 @@ def can_generate_pairing_code(caller: User, student: User, root_account: Account
     course_accounts = {e.course_id: e.course.account for e in student_courses}
     if not course_accounts:
         return False
-    chains = {course_id: account_chain_ids(account) for course_id, account in course_accounts.items()}
+    chains = {
+        course_id: account_chain_ids(account) for course_id, account in course_accounts.items()
+    }
     all_chain_ids = {a for chain in chains.values() for a in chain}
 
     admin_accounts = set(

@@ -34,9 +34,7 @@ def ensure_not_limited(*, user: User | None, ip_address: str | None, scope: str 
     values = cache.get_many(keys + [f"{k}:reset" for k in keys])
     now = time.time()
     waits = [
-        values.get(f"{key}:reset", now + 1) - now
-        for key in keys
-        if (values.get(key) or 0) >= limit
+        values.get(f"{key}:reset", now + 1) - now for key in keys if (values.get(key) or 0) >= limit
     ]
     if waits:
         raise RateLimited(retry_after=int(max(waits)) + 1)

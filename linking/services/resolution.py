@@ -65,7 +65,11 @@ def resolve_user(
 
 
 def resolve_root_account_param(value: str | None, *, domain_root_account: Account) -> str | Account:
-    """``root_account_id``: absent -> the domain root account, ``all`` -> "all", an id -> that root account."""
+    """Parse ``root_account_id``.
+
+    Absent -> the domain root account, ``all`` -> "all", an id -> that root
+    account; anything else raises NotFound.
+    """
     if value is None or str(value).strip() == "":
         return domain_root_account
     text = str(value).strip()

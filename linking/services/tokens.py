@@ -72,3 +72,15 @@ def revoke_access_token(*, token: AccessToken, actor: Actor) -> bool:
             detail={"token_id": token.pk, "user": token.user_id},
         )
     return bool(updated)
+
+
+@transaction.atomic
+def revoke_access_tokens(*, user: User, actor: Actor, purpose: str | None = None) -> int:
+    """Revoke every live token of ``user`` (only those with ``purpose`` when given).
+
+    Each revoked token is audited; returns how many were revoked.
+    """
+    tokens = AccessToken.objects.filter(user=user, revoked_at__isnull=True)
+    if purpose is not None:
+        tokens = tokens.filter(purpose=purpose)
+    return sum(revoke_access_token(token=token, actor=actor) for token in tokens)
