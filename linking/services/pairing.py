@@ -27,7 +27,7 @@ from ..models import (
 from . import ratelimit
 from .audit import record_event
 from .context import Actor
-from .errors import FeatureDisabled, InvalidPairingCode, NotAuthorized
+from .errors import FeatureDisabled, InvalidPairingCode, LinkingError, NotAuthorized
 from .hashing import keyed_hash
 from .links import link_to_common_root_accounts
 from .permissions import can_generate_pairing_code, has_account_permission, is_pairable_student
@@ -176,35 +176,65 @@ def redeem_pairing_code(
     pairing_code = find_redeemable_code(code=code, root_account=root_account, actor=actor)
     student = pairing_code.student
     narrowing = link_root_accounts if link_root_accounts is not None else root_account
-    with transaction.atomic():
-        now = timezone.now()
-        consumed = PairingCode.objects.filter(
-            pk=pairing_code.pk,
-            workflow_state=PairingCode.State.ACTIVE,
-            expires_at__gt=now,
-        ).update(
-            workflow_state=PairingCode.State.REDEEMED,
-            redeemed_by=observer,
-            redeemed_at=now,
+    try:
+        return _consume_and_link(
+            pairing_code, student, observer, root_account, actor, narrowing, source
         )
-        if not consumed:
-            raise InvalidPairingCode()
-        # Raises (and rolls the consumption back) when no link may result.
-        links = link_to_common_root_accounts(
-            observer=observer,
-            student=student,
-            narrowing=narrowing,
-            actor=actor,
-            source=source,
-        )
+    except LinkingError as error:
+        # The consuming transaction rolled back, so the code is still usable;
+        # the refusal is recorded outside it (never with the plaintext).
         record_event(
-            action=AuditAction.CODE_REDEEMED,
+            action=AuditAction.CODE_FAILED,
             actor=actor,
             root_account=root_account,
             observer=observer,
             student=student,
             pairing_code=pairing_code,
+            detail={"reason": error.code},
         )
+        raise
+
+
+@transaction.atomic
+def _consume_and_link(
+    pairing_code: PairingCode,
+    student: User,
+    observer: User,
+    root_account: Account,
+    actor: Actor,
+    narrowing: Account | str,
+    source: str,
+) -> tuple[User, list[ObservationLink]]:
+    now = timezone.now()
+    # The conditional UPDATE takes the row lock: concurrent redemptions queue
+    # here, and after the winner commits the rest match no row.
+    consumed = PairingCode.objects.filter(
+        pk=pairing_code.pk,
+        workflow_state=PairingCode.State.ACTIVE,
+        expires_at__gt=now,
+    ).update(
+        workflow_state=PairingCode.State.REDEEMED,
+        redeemed_by=observer,
+        redeemed_at=now,
+    )
+    if not consumed:  # a concurrent redemption won, or the code just expired
+        raise InvalidPairingCode()
+    # Raises (rolling the consumption back) when no link may result.
+    links = link_to_common_root_accounts(
+        observer=observer,
+        student=student,
+        narrowing=narrowing,
+        actor=actor,
+        source=source,
+    )
+    record_event(
+        action=AuditAction.CODE_REDEEMED,
+        actor=actor,
+        root_account=root_account,
+        observer=observer,
+        student=student,
+        pairing_code=pairing_code,
+    )
     return student, links
 
 
