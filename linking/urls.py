@@ -1,4 +1,22 @@
-"""Parent and student pages (filled in by the portal module)."""
+"""Parent and student pages."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "linking"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("signup/", views.signup, name="signup"),
+    path("pair", views.pair, name="pair"),
+    path("observing/", views.observing, name="observing"),
+    path("observing/add/", views.add_student, name="add_student"),
+    path("observing/add/confirm/", views.confirm_student, name="confirm_student"),
+    path("observing/<int:link_id>/remove/", views.remove_student, name="remove_student"),
+    path("pairing/", views.pairing, name="pairing"),
+    path("pairing/codes/", views.create_code, name="create_code"),
+    path("pairing/codes/new/", views.new_code, name="new_code"),
+    path("pairing/codes/<int:code_id>/revoke/", views.revoke_code, name="revoke_code"),
+]

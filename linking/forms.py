@@ -1,0 +1,146 @@
+"""Forms of the parent and student pages. They check the shape of input only; services decide."""
+
+import re
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from .models import User
+from .services.registration import distinct_codes
+
+MAX_SIGNUP_CODES = 5
+LOGIN_ID_MAX_LENGTH = 255
+_CODE_SPLIT = re.compile(r"[,;\n\r]+")
+
+INVALID_CODE_MESSAGE = _(
+    "That code is not valid. Check it with your student, or ask them for a new one."
+)
+
+
+class LoginForm(AuthenticationForm):
+    """Django's sign-in form with the school's "login id" in place of the user model's key."""
+
+    username = forms.CharField(
+        label=_("Login id"),
+        max_length=LOGIN_ID_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _("That login id and password do not match. Try again."),
+    }
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        # AuthenticationForm sizes the field from USERNAME_FIELD (a UUID here).
+        self.fields["username"].max_length = LOGIN_ID_MAX_LENGTH
+        self.fields["username"].widget.attrs["maxlength"] = LOGIN_ID_MAX_LENGTH
+        self.fields["username"].label = _("Login id")
+
+
+class PairingCodeField(forms.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("Pairing code"))
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault(
+            "help_text",
+            _("8 letters and digits, for example ABCD-EFGH. Dashes and case do not matter."),
+        )
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(
+                attrs={
+                    "autocomplete": "off",
+                    "autocapitalize": "characters",
+                    "spellcheck": "false",
+                    "class": "code-input",
+                }
+            ),
+        )
+        super().__init__(**kwargs)
+
+
+class AddStudentForm(forms.Form):
+    code = PairingCodeField()
+
+
+class SignupForm(forms.Form):
+    name = forms.CharField(
+        label=_("Your full name"),
+        max_length=255,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        help_text=_("You will sign in with this address."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password1 = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    codes = forms.CharField(
+        label=_("Pairing codes"),
+        max_length=400,
+        help_text=_(
+            "The code your student gave you, for example ABCD-EFGH. "
+            "For several students, put each code on its own line (up to %(max)s)."
+        )
+        % {"max": MAX_SIGNUP_CODES},
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "class": "code-input",
+            }
+        ),
+    )
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError(_("Enter your name."), code="required")
+        return name
+
+    def clean_email(self):
+        return self.cleaned_data["email"].strip()
+
+    def clean_codes(self):
+        codes = distinct_codes(_CODE_SPLIT.split(self.cleaned_data["codes"]))
+        if not codes:
+            raise forms.ValidationError(_("Enter at least one pairing code."), code="required")
+        if len(codes) > MAX_SIGNUP_CODES:
+            raise forms.ValidationError(
+                _("Enter at most %(max)s pairing codes."),
+                code="too_many",
+                params={"max": MAX_SIGNUP_CODES},
+            )
+        return codes
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error(
+                "password2",
+                forms.ValidationError(_("The two passwords differ."), code="password_mismatch"),
+            )
+        elif first:
+            try:
+                candidate = User(name=cleaned.get("name", ""), email=cleaned.get("email", ""))
+                password_validation.validate_password(first, user=candidate)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

@@ -1,0 +1,180 @@
+"""Parent self-registration with pairing codes (canvas-behaviour.md §6.1).
+
+A parent signs up on a school's site with a name, an e-mail address (their
+login id there), a password and one or more pairing codes. Either everything
+happens (user, login, a link per code and the observer enrollments that
+follow) or nothing does: one bad code among several leaves no user behind and
+consumes none of the other codes.
+"""
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from ..models import Account, LinkSource, Login, ObservationLink, SelfRegistration, User
+from .accounts import create_user_with_login
+from .context import Actor
+from .errors import (
+    FeatureDisabled,
+    InvalidPairingCode,
+    LinkingError,
+    NothingToLink,
+    RateLimited,
+)
+from .pairing import find_redeemable_code, normalize_code, redeem_pairing_code
+
+OPEN_TO_OBSERVERS = {SelfRegistration.OBSERVER, SelfRegistration.ALL}
+
+
+class LoginIdTaken(LinkingError):
+    code = "login_id_taken"
+    default_message = "That login id is already in use at this school."
+
+
+class RegistrationCodeRefused(InvalidPairingCode):
+    """A code of the sign-up was refused; ``position`` is its 0-based index in the list given."""
+
+    def __init__(self, *, position: int, reason: LinkingError) -> None:
+        self.position = position
+        self.reason = reason
+        super().__init__(code=self.code)
+
+
+@dataclass(frozen=True)
+class RegisteredObserver:
+    user: User
+    login: Login
+    students: list[User]
+    links: list[ObservationLink]
+
+
+def observer_self_registration_open(root_account: Account) -> bool:
+    """Parents may sign up when self-registration is ``observer`` or ``all``."""
+    return root_account.self_registration in OPEN_TO_OBSERVERS
+
+
+def login_id_taken(*, root_account: Account, unique_id: str) -> bool:
+    """Login ids are unique per root account, case-insensitively, among non-deleted logins."""
+    return (
+        Login.objects.exclude(workflow_state=Login.State.DELETED)
+        .annotate(uid=Lower("unique_id"))
+        .filter(root_account=root_account, uid=unique_id.strip().lower())
+        .exists()
+    )
+
+
+def register_observer(
+    *,
+    name: str,
+    email: str,
+    password: str,
+    codes: list[str],
+    root_account: Account,
+    actor: Actor,
+) -> RegisteredObserver:
+    """Create a parent (user + login ``email`` in ``root_account``) linked through pairing codes.
+
+    Rules: the root account must allow observer self-registration
+    (FeatureDisabled otherwise); at least one code is needed (NothingToLink);
+    the login id must be free in the root account (LoginIdTaken); every code
+    must be redeemable here (RegistrationCodeRefused, an InvalidPairingCode
+    naming the code's position; RateLimited when over the failure limit).
+    All or nothing: when any rule refuses, no user, login or link remains and
+    no code is consumed.
+
+    The codes are looked up once before the transaction opens so that failed
+    attempts count towards the rate limit even when the counters live in the
+    database cache (a rollback would erase them); the redemptions inside the
+    transaction then check everything again, so a code used meanwhile still
+    rolls the whole registration back.
+    """
+    if not observer_self_registration_open(root_account):
+        raise FeatureDisabled("Sign-up is closed at this school.")
+    if not codes:
+        raise NothingToLink("Enter at least one pairing code.")
+    if login_id_taken(root_account=root_account, unique_id=email):
+        raise LoginIdTaken()
+    for position, code in enumerate(codes):
+        _check_code(
+            position,
+            lambda c=code: find_redeemable_code(code=c, root_account=root_account, actor=actor),
+        )
+    return _create_observer_and_redeem(
+        name=name,
+        email=email,
+        password=password,
+        codes=codes,
+        root_account=root_account,
+        actor=actor,
+    )
+
+
+def _check_code(position: int, attempt):
+    try:
+        return attempt()
+    except RateLimited:
+        raise
+    except LinkingError as error:
+        raise RegistrationCodeRefused(position=position, reason=error) from error
+
+
+@transaction.atomic
+def _create_observer_and_redeem(
+    *,
+    name: str,
+    email: str,
+    password: str,
+    codes: list[str],
+    root_account: Account,
+    actor: Actor,
+) -> RegisteredObserver:
+    try:
+        # A savepoint, so a concurrent sign-up with the same e-mail surfaces
+        # as LoginIdTaken instead of a broken transaction.
+        with transaction.atomic():
+            user = create_user_with_login(
+                name=name.strip(),
+                email=email.strip(),
+                root_account=root_account,
+                unique_id=email,
+                password=password,
+            )
+    except IntegrityError as exc:
+        raise LoginIdTaken() from exc
+    login = user.logins.get()
+    # The parent acts for themself from here on: their own links need no admin right.
+    as_observer = Actor(
+        user=user, source=actor.source, ip_address=actor.ip_address, user_agent=actor.user_agent
+    )
+    students: list[User] = []
+    links: list[ObservationLink] = []
+    for position, code in enumerate(codes):
+        student, made = _check_code(
+            position,
+            lambda c=code: redeem_pairing_code(
+                code=c,
+                observer=user,
+                root_account=root_account,
+                actor=as_observer,
+                source=LinkSource.SELF_REGISTRATION,
+            ),
+        )
+        students.append(student)
+        links.extend(made)
+    return RegisteredObserver(user=user, login=login, students=students, links=links)
+
+
+def distinct_codes(raw_codes: list[str]) -> list[str]:
+    """The typed codes without blanks and repeats (compared in canonical form), in order."""
+    seen: set[str] = set()
+    result = []
+    for raw in raw_codes:
+        raw = raw.strip()
+        if not raw:
+            continue
+        key = normalize_code(raw) or raw
+        if key not in seen:
+            seen.add(key)
+            result.append(raw)
+    return result

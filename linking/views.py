@@ -1,0 +1,407 @@
+"""Parent and student pages: sign-in, parent sign-up, the Observing page and the Pairing page.
+
+Each view parses the request, calls one service and renders the result; the
+domain's errors become a form error, a polite 403 page or the 429
+"too many tries" page. Which page a person sees depends on who they are in
+the current root account: a student (a live student enrollment there) gets
+the Pairing page, anyone else the Observing page; staff also get a link to
+the admin.
+"""
+
+import math
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .forms import INVALID_CODE_MESSAGE, AddStudentForm, LoginForm, SignupForm
+from .models import (
+    AuditSource,
+    Enrollment,
+    EnrollmentType,
+    ObservationLink,
+    PairingCode,
+    User,
+)
+from .request_context import actor_from_request
+from .services import links as link_service
+from .services import pairing as pairing_service
+from .services import registration
+from .services.errors import FeatureDisabled, LinkingError, NotAuthorized, RateLimited
+from .services.permissions import is_pairable_student
+
+PENDING_CODE_KEY = "portal.pending_code"
+NEW_CODE_KEY = "portal.new_code"
+LOGIN_BACKEND = "linking.auth_backends.LoginBackend"
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _actor(request):
+    return actor_from_request(request, AuditSource.PORTAL)
+
+
+def _forbidden(request, message: str, *, title: str | None = None):
+    return render(
+        request,
+        "linking/forbidden.html",
+        {"title": title or _("This page is not for you"), "message": message},
+        status=403,
+    )
+
+
+def _rate_limited(request, error: RateLimited):
+    minutes = max(1, math.ceil(error.retry_after / 60))
+    response = render(request, "linking/rate_limited.html", {"minutes": minutes}, status=429)
+    response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _is_student(request) -> bool:
+    return is_pairable_student(request.user, request.root_account)
+
+
+def observer_page(view):
+    """Signed-in people who are not students of this school (parents, guardians, staff)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if _is_student(request):
+            return _forbidden(
+                request,
+                _(
+                    "This page is for parents and guardians. "
+                    "Students create pairing codes on their Pairing page."
+                ),
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def student_page(view):
+    """Signed-in students of this school."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not _is_student(request):
+            return _forbidden(
+                request,
+                _(
+                    "This page is for students. Parents and guardians add students "
+                    "on their Observing page."
+                ),
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+# --- signing in and out --------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "linking/login.html"
+    redirect_authenticated_user = True
+
+
+class LogoutView(auth_views.LogoutView):
+    pass
+
+
+@login_required
+@require_GET
+def home(request):
+    if _is_student(request):
+        return redirect("linking:pairing")
+    if request.user.is_staff:
+        return render(request, "linking/staff_home.html")
+    return redirect("linking:observing")
+
+
+# --- parent sign-up -------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("linking:home")
+    if not registration.observer_self_registration_open(request.root_account):
+        return _signup_closed(request)
+    if request.method == "GET":
+        form = SignupForm(initial={"codes": request.GET.get("code", "")[:32]})
+        return render(request, "linking/signup.html", {"form": form})
+    form = SignupForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = registration.register_observer(
+                name=data["name"],
+                email=data["email"],
+                password=data["password1"],
+                codes=data["codes"],
+                root_account=request.root_account,
+                actor=_actor(request),
+            )
+        except RateLimited as error:
+            return _rate_limited(request, error)
+        except registration.LoginIdTaken:
+            form.add_error(
+                "email",
+                _("There is already an account with this address here. Sign in instead."),
+            )
+        except registration.RegistrationCodeRefused as error:
+            code = data["codes"][error.position]
+            form.add_error("codes", f"{code}: {INVALID_CODE_MESSAGE}")
+        except FeatureDisabled:
+            return _signup_closed(request)
+        except LinkingError:
+            form.add_error("codes", INVALID_CODE_MESSAGE)
+        else:
+            auth_login(request, result.user, backend=LOGIN_BACKEND)
+            names = ", ".join(student.name for student in result.students)
+            messages.success(
+                request, _("Welcome! You are now observing %(names)s.") % {"names": names}
+            )
+            return redirect("linking:observing")
+    return render(request, "linking/signup.html", {"form": form})
+
+
+def _signup_closed(request):
+    return render(request, "linking/signup_closed.html", status=403)
+
+
+@require_GET
+def pair(request):
+    """Where a pairing code's QR code leads: the parent's form, pre-filled."""
+    code = request.GET.get("code", "")[:32]
+    if not request.user.is_authenticated:
+        return signup(request)
+    if _is_student(request):
+        return _forbidden(
+            request,
+            _("This pairing code is for a parent or guardian: open it on their phone or computer."),
+        )
+    form = AddStudentForm(initial={"code": code})
+    return render(request, "linking/add_student.html", {"form": form})
+
+
+# --- the Observing page (parents) -------------------------------------------------------
+
+
+@observer_page
+@require_GET
+def observing(request):
+    links = list(
+        ObservationLink.objects.active()
+        .filter(observer=request.user, root_account=request.root_account)
+        .select_related("student")
+        .order_by("student__sortable_name", "student_id")
+    )
+    enrollments = (
+        Enrollment.objects.live()
+        .filter(
+            user=request.user,
+            root_account=request.root_account,
+            type=EnrollmentType.OBSERVER,
+            associated_user_id__in=[link.student_id for link in links],
+        )
+        .select_related("course")
+        .order_by("course__name", "course_id")
+    )
+    courses: dict[int, list] = {}
+    for enrollment in enrollments:
+        courses.setdefault(enrollment.associated_user_id, []).append(enrollment.course)
+    students = [(link, courses.get(link.student_id, [])) for link in links]
+    return render(
+        request,
+        "linking/observing.html",
+        {"students": students, "form": AddStudentForm()},
+    )
+
+
+@observer_page
+@require_http_methods(["GET", "POST"])
+def add_student(request):
+    """Step 1: look the code up and remember it (server-side) for the confirm step."""
+    if request.method == "GET":
+        return render(request, "linking/add_student.html", {"form": AddStudentForm()})
+    form = AddStudentForm(request.POST)
+    if form.is_valid():
+        try:
+            found = pairing_service.find_redeemable_code(
+                code=form.cleaned_data["code"],
+                root_account=request.root_account,
+                actor=_actor(request),
+            )
+        except RateLimited as error:
+            return _rate_limited(request, error)
+        except LinkingError:
+            form.add_error("code", INVALID_CODE_MESSAGE)
+        else:
+            request.session[PENDING_CODE_KEY] = {
+                "code": pairing_service.normalize_code(form.cleaned_data["code"]),
+                "student_id": found.student_id,
+                "root_account_id": request.root_account.pk,
+            }
+            return redirect("linking:confirm_student")
+    return render(request, "linking/add_student.html", {"form": form})
+
+
+@observer_page
+@require_http_methods(["GET", "POST"])
+def confirm_student(request):
+    """Step 2: show the student's name; linking happens only when the parent confirms."""
+    pending = request.session.get(PENDING_CODE_KEY)
+    if not pending or pending.get("root_account_id") != request.root_account.pk:
+        request.session.pop(PENDING_CODE_KEY, None)
+        messages.info(request, _("Enter the pairing code first."))
+        return redirect("linking:add_student")
+    if request.method == "GET":
+        student = User.objects.live().filter(pk=pending["student_id"]).first()
+        if student is None:
+            request.session.pop(PENDING_CODE_KEY, None)
+            form = AddStudentForm()
+            form.add_error(None, INVALID_CODE_MESSAGE)
+            return render(request, "linking/add_student.html", {"form": form})
+        return render(request, "linking/confirm_student.html", {"student": student})
+    request.session.pop(PENDING_CODE_KEY, None)
+    if "cancel" in request.POST:
+        messages.info(request, _("Nothing was changed."))
+        return redirect("linking:observing")
+    try:
+        linked, _links = pairing_service.redeem_pairing_code(
+            code=pending["code"],
+            observer=request.user,
+            root_account=request.root_account,
+            actor=_actor(request),
+        )
+    except RateLimited as error:
+        return _rate_limited(request, error)
+    except LinkingError:
+        form = AddStudentForm()
+        form.add_error(None, INVALID_CODE_MESSAGE)
+        return render(request, "linking/add_student.html", {"form": form})
+    messages.success(request, _("You are now observing %(name)s.") % {"name": linked.name})
+    return redirect("linking:observing")
+
+
+@observer_page
+@require_http_methods(["GET", "POST"])
+def remove_student(request, link_id: int):
+    link = get_object_or_404(
+        ObservationLink.objects.active().select_related("student"),
+        pk=link_id,
+        observer=request.user,
+        root_account=request.root_account,
+    )
+    if request.method == "GET":
+        return render(request, "linking/remove_student.html", {"link": link})
+    link_service.unlink_observer(link=link, actor=_actor(request))
+    messages.success(request, _("You no longer observe %(name)s.") % {"name": link.student.name})
+    return redirect("linking:observing")
+
+
+# --- the Pairing page (students) ---------------------------------------------------------
+
+
+@student_page
+@require_GET
+def pairing(request):
+    codes = (
+        PairingCode.objects.redeemable()
+        .filter(student=request.user, root_account=request.root_account)
+        .order_by("-created_at", "-id")
+    )
+    observers = (
+        ObservationLink.objects.active()
+        .filter(student=request.user, root_account=request.root_account)
+        .select_related("observer")
+        .order_by("observer__sortable_name", "observer_id")
+    )
+    return render(
+        request,
+        "linking/pairing.html",
+        {
+            "codes": codes,
+            "observers": observers,
+            "codes_enabled": request.root_account.pairing_codes_enabled,
+        },
+    )
+
+
+@student_page
+@require_POST
+def create_code(request):
+    try:
+        issued = pairing_service.issue_pairing_code(
+            student=request.user, root_account=request.root_account, actor=_actor(request)
+        )
+    except FeatureDisabled:
+        messages.error(request, _("Pairing codes are turned off at this school."))
+        return redirect("linking:pairing")
+    except NotAuthorized:
+        return _forbidden(request, _("You cannot create pairing codes at this school."))
+    # Shown once, on the next page; the session is server-side, so the
+    # plaintext never travels in a URL or a cookie.
+    request.session[NEW_CODE_KEY] = {
+        "id": issued.pairing_code.pk,
+        "plaintext": issued.plaintext,
+    }
+    return redirect("linking:new_code")
+
+
+@student_page
+@require_GET
+def new_code(request):
+    shown = request.session.pop(NEW_CODE_KEY, None)
+    code = None
+    if shown:
+        code = (
+            PairingCode.objects.redeemable()
+            .filter(pk=shown["id"], student=request.user, root_account=request.root_account)
+            .first()
+        )
+    if code is None:
+        return redirect("linking:pairing")
+    compact = shown["plaintext"].replace("-", "")
+    pair_url = request.build_absolute_uri(
+        reverse("linking:pair") + "?" + urlencode({"code": compact})
+    )
+    return render(
+        request,
+        "linking/new_code.html",
+        {"code": code, "plaintext": shown["plaintext"], "pair_url": pair_url},
+    )
+
+
+@student_page
+@require_POST
+def revoke_code(request, code_id: int):
+    code = get_object_or_404(
+        PairingCode.objects.all(),
+        pk=code_id,
+        student=request.user,
+        root_account=request.root_account,
+    )
+    try:
+        revoked = pairing_service.revoke_pairing_code(pairing_code=code, actor=_actor(request))
+    except NotAuthorized as error:  # pragma: no cover - the student always may
+        raise Http404 from error
+    if revoked:
+        messages.success(request, _("The code was revoked; it no longer works."))
+    else:
+        messages.info(request, _("That code was already used or revoked."))
+    return redirect("linking:pairing")
