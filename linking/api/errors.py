@@ -1,1 +1,110 @@
-"""Canvas error bodies for every API failure (placeholder replaced by the API module)."""
+"""Canvas error bodies for every API failure: the one place domain errors become HTTP.
+
+Canvas's shapes (canvas-behaviour.md §2.0): ``{"errors": [{"message": ...}]}``,
+plus ``"status"`` for the two 401 flavours. DRF's own errors (malformed
+JSON, unsupported media type, wrong method, ...) are answered in the same
+shape so a Canvas client can always read ``errors[0].message``.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from linking.services import errors
+
+from .authentication import REALM
+
+logger = logging.getLogger(__name__)
+
+UNAUTHENTICATED = {
+    "status": "unauthenticated",
+    "errors": [{"message": "user authorization required"}],
+}
+UNAUTHORIZED = {
+    "status": "unauthorized",
+    "errors": [{"message": "user not authorized to perform that action"}],
+}
+NOT_FOUND_MESSAGE = errors.NotFound.default_message
+UNKNOWN_OBSERVEE_MESSAGE = errors.UnknownObservee.default_message
+
+
+def error_body(message: str) -> dict:
+    return {"errors": [{"message": str(message)}]}
+
+
+def unauthenticated_response() -> Response:
+    return Response(
+        UNAUTHENTICATED, status=status.HTTP_401_UNAUTHORIZED, headers={"WWW-Authenticate": REALM}
+    )
+
+
+def unauthorized_response() -> Response:
+    return Response(UNAUTHORIZED, status=status.HTTP_401_UNAUTHORIZED)
+
+
+def linking_error_response(exc: errors.LinkingError) -> Response:
+    """Translate a domain error into Canvas's status code and body."""
+    if isinstance(exc, errors.NotFound):
+        return Response(error_body(NOT_FOUND_MESSAGE), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, errors.NotAuthorized | errors.FeatureDisabled):
+        # Canvas answers a switched-off feature (self-registration off for
+        # pairing codes) with the plain "not authorized" 401.
+        return unauthorized_response()
+    if isinstance(exc, errors.InvalidCredentials):
+        return Response(error_body(exc.message), status=status.HTTP_401_UNAUTHORIZED)
+    if isinstance(exc, errors.UnknownObservee | errors.NoCommonRootAccount):
+        # No common institution reads as "Unknown observee." for every way
+        # of linking, so the reply does not reveal the student exists elsewhere.
+        return Response(
+            error_body(UNKNOWN_OBSERVEE_MESSAGE), status=status.HTTP_422_UNPROCESSABLE_ENTITY
+        )
+    if isinstance(exc, errors.InvalidPairingCode | errors.CannotObserveSelf):
+        return Response(error_body(exc.message), status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, errors.RateLimited):
+        return Response(
+            error_body(exc.message),
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    # NothingToLink, RequiredFieldsMissing and any future rule: the request
+    # itself is wrong.
+    return Response(error_body(exc.message), status=status.HTTP_400_BAD_REQUEST)
+
+
+def _detail_message(detail) -> str:
+    if isinstance(detail, list | tuple):
+        return "; ".join(_detail_message(item) for item in detail) or "Invalid request."
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_detail_message(value)}" for key, value in detail.items())
+    return str(detail)
+
+
+def canvas_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every error an API view raises leaves here in Canvas's shape."""
+    if isinstance(exc, errors.LinkingError):
+        return linking_error_response(exc)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return unauthenticated_response()
+    if isinstance(exc, exceptions.PermissionDenied | DjangoPermissionDenied):
+        return unauthorized_response()
+    if isinstance(exc, exceptions.NotFound | Http404):
+        return Response(error_body(NOT_FOUND_MESSAGE), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            view = context.get("view")
+            if view is not None:
+                headers["Allow"] = ", ".join(view.allowed_methods)
+        return Response(
+            error_body(_detail_message(exc.detail)), status=exc.status_code, headers=headers
+        )
+    logger.exception("unhandled error in an API view", exc_info=exc)
+    return Response(
+        {"errors": [{"message": "An error occurred.", "error_code": "internal_server_error"}]},
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -1,3 +1,38 @@
-"""Canvas-compatible API routes (filled in by the API module)."""
+"""Canvas-compatible API routes, the OpenAPI schema and its offline Swagger UI."""
 
-urlpatterns: list = []
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("api/v1/users/<str:user_id>", views.UserDetailView.as_view(), name="api-user"),
+    path(
+        "api/v1/users/<str:user_id>/observees",
+        views.ObserveeListView.as_view(),
+        name="api-observees",
+    ),
+    path(
+        "api/v1/users/<str:user_id>/observees/<str:observee_id>",
+        views.ObserveeDetailView.as_view(),
+        name="api-observee",
+    ),
+    path(
+        "api/v1/users/<str:user_id>/observers",
+        views.ObserverListView.as_view(),
+        name="api-observers",
+    ),
+    path(
+        "api/v1/users/<str:user_id>/observers/<str:observer_id>",
+        views.ObserverDetailView.as_view(),
+        name="api-observer",
+    ),
+    path(
+        "api/v1/users/<str:user_id>/observer_pairing_codes",
+        views.PairingCodeView.as_view(),
+        name="api-pairing-codes",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", views.UnknownEndpointView.as_view()),
+]

@@ -1,0 +1,48 @@
+"""API authentication: bearer tokens for clients, the browser session for the browsable API.
+
+A token is only ever read from the ``Authorization`` header. Canvas also
+accepts ``access_token`` in the query string or body; this service never
+does, because URLs end up in logs and ``access_token`` in ``POST observees``
+is the student's token to link with, not the caller's credentials.
+"""
+
+from rest_framework import authentication, exceptions
+
+from linking.services.tokens import authenticate_access_token
+
+REALM = 'Bearer realm="canvas-lms"'
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed()
+        try:
+            plaintext = header[1].decode("ascii")
+        except UnicodeDecodeError as error:
+            raise exceptions.AuthenticationFailed() from error
+        token = authenticate_access_token(plaintext)
+        if token is None:
+            raise exceptions.AuthenticationFailed()
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return REALM
+
+
+class CanvasSessionAuthentication(authentication.SessionAuthentication):
+    """The signed-in browser session, with CSRF checks on unsafe methods (DRF's rules)."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, auth = result
+        if not user.is_active:
+            return None
+        return user, auth

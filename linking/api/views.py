@@ -1,0 +1,383 @@
+"""The Canvas User Observees API: parse the request, call one service, render Canvas's JSON.
+
+Every domain error raised here is translated by ``errors.canvas_exception_handler``.
+Success is always 200, as in Canvas.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from linking.models import AuditSource, LinkSource
+from linking.request_context import actor_from_request
+from linking.services import observees as observee_queries
+from linking.services.credentials import find_student_by_credentials
+from linking.services.errors import NotFound, NothingToLink, UnknownObservee
+from linking.services.links import link_to_common_root_accounts
+from linking.services.pairing import issue_pairing_code, redeem_pairing_code
+from linking.services.permissions import associated_root_account_ids, authorize_target_user
+from linking.services.resolution import resolve_root_account_param, resolve_user
+from linking.services.tokens import authenticate_access_token
+
+from . import serializers as s
+from .pagination import link_header, page_request
+from .params import includes, param, path_reference
+
+ERRORS = {401: s.ErrorSerializer, 404: s.ErrorSerializer}
+USER_ID = OpenApiParameter(
+    "user_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description=(
+        "A user id, `self`, or `sis_user_id:`/`sis_login_id:`/`sis_integration_id:` + value."
+    ),
+)
+OBSERVEE_ID = OpenApiParameter(
+    "observee_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The student (same forms)."
+)
+OBSERVER_ID = OpenApiParameter(
+    "observer_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The observer (same forms)."
+)
+LIST_PARAMETERS = [
+    USER_ID,
+    OpenApiParameter(
+        "include[]",
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        many=True,
+        enum=["avatar_url"],
+        description="`avatar_url` adds each user's avatar when their institution has avatars on.",
+    ),
+    OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="From 1."),
+    OpenApiParameter(
+        "per_page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1..100, default 10."
+    ),
+]
+ROOT_ACCOUNT_QUERY = OpenApiParameter(
+    "root_account_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    description='A root account id, or "all" (may also be sent in the body).',
+)
+
+
+class CanvasAPIView(APIView):
+    def resolve(self, reference: str, *, include_deleted: bool = False):
+        return resolve_user(
+            path_reference(reference),
+            caller=self.request.user,
+            root_account=self.request.root_account,
+            include_deleted=include_deleted,
+        )
+
+    def actor(self):
+        return actor_from_request(self.request, AuditSource.API)
+
+    def authorize_target(self, target, root_account_ids=None) -> set[int] | None:
+        """§2.0's self-or-admin check; returns the admin's root accounts (None for self)."""
+        caller = self.request.user
+        if caller.pk == target.pk:
+            return None
+        if root_account_ids is None:
+            root_account_ids = associated_root_account_ids(target)
+        return authorize_target_user(
+            caller=caller, target=target, root_account_ids=root_account_ids
+        )
+
+    @staticmethod
+    def visible_ids(root_account_ids, admin_root_account_ids):
+        if admin_root_account_ids is None:
+            return list(root_account_ids)
+        return [pk for pk in root_account_ids if pk in admin_root_account_ids]
+
+    def pair_json(self, *, observer, student, shown, admin_root_account_ids):
+        ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
+        return s.user_json(
+            shown, link_root_account_ids=self.visible_ids(ids, admin_root_account_ids)
+        )
+
+
+class LinkedUsersListMixin:
+    direction = observee_queries.OBSERVEES
+
+    def linked_users(self, request, user_id):
+        target = self.resolve(user_id)
+        admin_ids = self.authorize_target(target)
+        page = page_request(request.query_params)
+        result = observee_queries.linked_users_page(
+            user=target, direction=self.direction, offset=page.offset, limit=page.per_page
+        )
+        ids = [user.pk for user in result.users]
+        with_avatars = (
+            observee_queries.users_with_avatars_enabled(ids)
+            if "avatar_url" in includes(request)
+            else None
+        )
+        visibility = observee_queries.sis_visibility(
+            caller=request.user, root_account=request.root_account
+        )
+        logins = (
+            observee_queries.logins_in_root_account(user_ids=ids, root_account=request.root_account)
+            if visibility.any
+            else {}
+        )
+        rows = []
+        for user in result.users:
+            row = s.user_json(
+                user,
+                link_root_account_ids=self.visible_ids(
+                    result.link_root_account_ids.get(user.pk, []), admin_ids
+                ),
+            )
+            if with_avatars is not None and user.pk in with_avatars:
+                row["avatar_url"] = s.avatar_url(request, user)
+            login = logins.get(user.pk)
+            if visibility.sis_ids:
+                row["sis_user_id"] = login.sis_user_id if login else None
+                row["integration_id"] = login.integration_id if login else None
+            if visibility.login_ids and login is not None:
+                row["login_id"] = login.unique_id
+            rows.append(row)
+        return Response(rows, headers={"Link": link_header(request, page=page, total=result.total)})
+
+
+class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
+    direction = observee_queries.OBSERVEES
+
+    @extend_schema(
+        operation_id="list_observees",
+        summary="List the students a user observes",
+        parameters=LIST_PARAMETERS,
+        responses={200: s.ObserveeSerializer(many=True), **ERRORS},
+    )
+    def get(self, request, user_id):
+        return self.linked_users(request, user_id)
+
+    @extend_schema(
+        operation_id="add_observee",
+        summary="Link a student by access token, pairing code or login and password",
+        description=(
+            "Precedence: `access_token`, then `pairing_code`, then "
+            "`observee[unique_id]` + `observee[password]`. Nothing to link answers 400."
+        ),
+        parameters=[USER_ID, ROOT_ACCOUNT_QUERY],
+        request=s.ObserveeCreateSerializer,
+        responses={
+            200: s.ObserveeSerializer,
+            400: s.ErrorSerializer,
+            422: s.ErrorSerializer,
+            429: s.ErrorSerializer,
+            **ERRORS,
+        },
+    )
+    def post(self, request, user_id):
+        access_token = param(request, "access_token")
+        pairing_code = param(request, "pairing_code")
+        unique_id = param(request, "observee", "unique_id")
+        password = param(request, "observee", "password")
+        narrowing = resolve_root_account_param(
+            param(request, "root_account_id"), domain_root_account=request.root_account
+        )
+        observer = self.resolve(user_id)
+        scope = associated_root_account_ids(observer)
+        if narrowing != "all":
+            scope &= {narrowing.pk}
+        admin_ids = self.authorize_target(observer, scope)
+        actor = self.actor()
+        if access_token:
+            token = authenticate_access_token(access_token)
+            if token is None:
+                raise UnknownObservee()
+            student = token.user
+            link_to_common_root_accounts(
+                observer=observer,
+                student=student,
+                narrowing=narrowing,
+                actor=actor,
+                source=LinkSource.ACCESS_TOKEN,
+            )
+        elif pairing_code:
+            student, _links = redeem_pairing_code(
+                code=pairing_code,
+                observer=observer,
+                root_account=request.root_account,
+                actor=actor,
+                link_root_accounts=narrowing,
+            )
+        elif unique_id:
+            student = find_student_by_credentials(
+                unique_id=unique_id,
+                password=password or "",
+                root_account=request.root_account,
+                actor=actor,
+            )
+            link_to_common_root_accounts(
+                observer=observer,
+                student=student,
+                narrowing=narrowing,
+                actor=actor,
+                source=LinkSource.CREDENTIALS,
+            )
+        else:
+            raise NothingToLink()
+        return Response(
+            self.pair_json(
+                observer=observer, student=student, shown=student, admin_root_account_ids=admin_ids
+            )
+        )
+
+
+class ObserverListView(LinkedUsersListMixin, CanvasAPIView):
+    direction = observee_queries.OBSERVERS
+
+    @extend_schema(
+        operation_id="list_observers",
+        summary="List the observers of a student",
+        parameters=LIST_PARAMETERS,
+        responses={200: s.ObserveeSerializer(many=True), **ERRORS},
+    )
+    def get(self, request, user_id):
+        return self.linked_users(request, user_id)
+
+
+class ObserveeDetailView(CanvasAPIView):
+    @extend_schema(
+        operation_id="show_observee",
+        summary="Show a student the user observes",
+        parameters=[USER_ID, OBSERVEE_ID],
+        responses={200: s.ObserveeSerializer, **ERRORS},
+    )
+    def get(self, request, user_id, observee_id):
+        observer = self.resolve(user_id)
+        admin_ids = self.authorize_target(observer)
+        student = self.resolve(observee_id)
+        ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
+        if not ids:
+            raise NotFound()
+        return Response(
+            s.user_json(student, link_root_account_ids=self.visible_ids(ids, admin_ids))
+        )
+
+    @extend_schema(
+        operation_id="add_observee_by_id",
+        summary="Link a student by id (admins with manage_user_observers)",
+        parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
+        request=s.RootAccountParamSerializer,
+        responses={200: s.ObserveeSerializer, **ERRORS},
+    )
+    def put(self, request, user_id, observee_id):
+        raw_root_account = param(request, "root_account_id")
+        observer = self.resolve(user_id)
+        student = self.resolve(observee_id)
+        narrowing = resolve_root_account_param(
+            raw_root_account, domain_root_account=request.root_account
+        )
+        admin_ids = observee_queries.link_observee_by_id(
+            observer=observer, student=student, narrowing=narrowing, actor=self.actor()
+        )
+        if request.user.pk == observer.pk:
+            admin_ids = None
+        return Response(
+            self.pair_json(
+                observer=observer, student=student, shown=student, admin_root_account_ids=admin_ids
+            )
+        )
+
+    @extend_schema(
+        operation_id="remove_observee",
+        summary="Unlink a student (all shared root accounts, or root_account_id's only)",
+        parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
+        request=None,
+        responses={200: s.ObserveeSerializer, **ERRORS},
+    )
+    def delete(self, request, user_id, observee_id):
+        raw_root_account = param(request, "root_account_id")
+        observer = self.resolve(user_id)
+        admin_ids = self.authorize_target(observer)
+        student = self.resolve(observee_id)
+        root_account = None
+        if raw_root_account is not None and raw_root_account.strip() not in ("", "all"):
+            root_account = resolve_root_account_param(
+                raw_root_account, domain_root_account=request.root_account
+            )
+        observee_queries.remove_observee(
+            observer=observer,
+            student=student,
+            admin_root_account_ids=admin_ids,
+            root_account=root_account,
+            actor=self.actor(),
+        )
+        return Response(
+            self.pair_json(
+                observer=observer, student=student, shown=student, admin_root_account_ids=admin_ids
+            )
+        )
+
+
+class ObserverDetailView(CanvasAPIView):
+    @extend_schema(
+        operation_id="show_observer",
+        summary="Show an observer of the student",
+        parameters=[USER_ID, OBSERVER_ID],
+        responses={200: s.ObserveeSerializer, **ERRORS},
+    )
+    def get(self, request, user_id, observer_id):
+        student = self.resolve(user_id)
+        admin_ids = self.authorize_target(student)
+        observer = self.resolve(observer_id)
+        ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
+        if not ids:
+            raise NotFound()
+        return Response(
+            s.user_json(observer, link_root_account_ids=self.visible_ids(ids, admin_ids))
+        )
+
+
+class PairingCodeView(CanvasAPIView):
+    @extend_schema(
+        operation_id="create_observer_pairing_code",
+        summary="Issue a pairing code for a student",
+        parameters=[USER_ID],
+        request=None,
+        responses={200: s.PairingCodeSerializer, 429: s.ErrorSerializer, **ERRORS},
+    )
+    def post(self, request, user_id):
+        student = self.resolve(user_id, include_deleted=True)
+        issued = issue_pairing_code(
+            student=student, root_account=request.root_account, actor=self.actor()
+        )
+        return Response(s.pairing_code_json(issued))
+
+
+class UserDetailView(CanvasAPIView):
+    @extend_schema(
+        operation_id="show_user",
+        summary="Show a user (yourself, a linked user, or one you administer)",
+        parameters=[USER_ID],
+        responses={200: s.UserSerializer, **ERRORS},
+    )
+    def get(self, request, user_id):
+        user = self.resolve(user_id)
+        observee_queries.authorize_user_read(caller=request.user, target=user)
+        return Response(s.user_json(user))
+
+
+class UnknownEndpointView(APIView):
+    """Any other ``/api/`` path: Canvas's 404 body instead of an HTML page."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    schema = None
+
+    def dispatch(self, request, *args, **kwargs):
+        return super().dispatch(request, *args, **kwargs)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise NotFound()
+
+    def get(self, request, *args, **kwargs):
+        raise NotFound()
+
+    post = put = patch = delete = get

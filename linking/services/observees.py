@@ -1,0 +1,231 @@
+"""Reading and changing one observer's observees the way the Canvas observees API needs.
+
+Queries here run a fixed number of statements whatever the number of links,
+so list pages cost the same for a parent of one child and for a parent of
+thirty. The write helpers wrap the link services with the API's rules for
+``PUT`` (admins only, on root accounts both users share) and ``DELETE``
+(the caller's admin accounts, optionally one root account).
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from ..models import (
+    Account,
+    AccountAdmin,
+    LinkSource,
+    Login,
+    ObservationLink,
+    Permission,
+    User,
+)
+from .context import Actor
+from .errors import NotAuthorized, NotFound
+from .links import link_observer_on_accounts, unlink_observer
+from .permissions import (
+    associated_root_account_ids,
+    authorize_target_user,
+    common_root_account_ids,
+    root_accounts_with_permission,
+)
+
+OBSERVEES = "observees"
+OBSERVERS = "observers"
+
+
+@dataclass(frozen=True)
+class LinkedUsersPage:
+    total: int
+    users: list[User]
+    # user id -> root account ids with an active link for the pair
+    link_root_account_ids: dict[int, list[int]]
+
+
+def linked_users_page(*, user: User, direction: str, offset: int, limit: int) -> LinkedUsersPage:
+    """One page of the distinct users linked to ``user`` by active links, in three queries.
+
+    ``direction`` is ``observees`` (``user`` is the observer) or ``observers``
+    (``user`` is the student). Ordered by sortable name (case-insensitive),
+    then id, as Canvas orders the lists.
+    """
+    mine, theirs = ("observer", "student") if direction == OBSERVEES else ("student", "observer")
+    links = ObservationLink.objects.active().filter(**{mine: user})
+    users = User.objects.live().filter(pk__in=links.values(f"{theirs}_id"))
+    total = users.count()
+    offset = min(offset, total)  # a page past the end is empty, never an offset overflow
+    page = list(
+        users.order_by(Lower("sortable_name"), "id").only(
+            "id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at"
+        )[offset : offset + limit]
+    )
+    return LinkedUsersPage(
+        total=total,
+        users=page,
+        link_root_account_ids=_link_root_account_ids(
+            links.filter(**{f"{theirs}_id__in": [u.pk for u in page]}), key=f"{theirs}_id"
+        ),
+    )
+
+
+def _link_root_account_ids(links, *, key: str) -> dict[int, list[int]]:
+    result: dict[int, list[int]] = defaultdict(list)
+    for other_id, root_id in links.order_by("root_account_id").values_list(key, "root_account_id"):
+        result[other_id].append(root_id)
+    return result
+
+
+def pair_link_root_account_ids(*, observer: User, student: User) -> list[int]:
+    """Root accounts on which ``observer`` actively observes ``student`` (one query)."""
+    return list(
+        ObservationLink.objects.active()
+        .filter(observer=observer, student=student)
+        .order_by("root_account_id")
+        .values_list("root_account_id", flat=True)
+    )
+
+
+def users_with_avatars_enabled(user_ids: Iterable[int]) -> set[int]:
+    """Users with a live login in a root account that has avatars turned on (one query).
+
+    Canvas shows an avatar according to the user's own institution, not the
+    caller's, so a parent from a school without avatars still sees them.
+    """
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    return set(
+        Login.objects.filter(user_id__in=ids, root_account__avatars_enabled=True)
+        .exclude(workflow_state=Login.State.DELETED)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+@dataclass(frozen=True)
+class SisVisibility:
+    sis_ids: bool = False
+    login_ids: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.sis_ids or self.login_ids
+
+
+def sis_visibility(*, caller: User, root_account: Account) -> SisVisibility:
+    """What SIS data a caller may see about users of the root account (one query).
+
+    ``read_sis`` shows ``sis_user_id`` and ``integration_id``;
+    ``view_user_logins`` shows ``login_id``. Only roles held on the root
+    account itself count; a parent listing their children sees neither.
+    """
+    if caller.is_superuser:
+        return SisVisibility(sis_ids=True, login_ids=True)
+    rows = AccountAdmin.objects.filter(
+        user=caller,
+        account=root_account,
+        workflow_state=AccountAdmin.State.ACTIVE,
+    ).values_list("role__read_sis", "role__view_user_logins")
+    read_sis = view_logins = False
+    for can_read_sis, can_view_logins in rows:
+        read_sis = read_sis or can_read_sis
+        view_logins = view_logins or can_view_logins
+    return SisVisibility(sis_ids=read_sis, login_ids=view_logins)
+
+
+def logins_in_root_account(*, user_ids: Iterable[int], root_account: Account) -> dict[int, Login]:
+    """Each user's first live login in the root account (one query)."""
+    result: dict[int, Login] = {}
+    logins = (
+        Login.objects.filter(user_id__in=list(user_ids), root_account=root_account)
+        .exclude(workflow_state=Login.State.DELETED)
+        .order_by("id")
+        .only("id", "user_id", "unique_id", "sis_user_id", "integration_id")
+    )
+    for login in logins:
+        result.setdefault(login.user_id, login)
+    return result
+
+
+def authorize_user_read(*, caller: User, target: User) -> None:
+    """Who may read a user's profile: the user, a linked observer or student, or an admin.
+
+    Admins need ``manage_user_observers`` on a root account the target is
+    associated with. Raises NotFound or NotAuthorized as authorize_target_user.
+    """
+    if caller.pk == target.pk:
+        return
+    linked = (
+        ObservationLink.objects.active()
+        .filter(
+            Q(observer=caller, student=target) | Q(observer=target, student=caller),
+        )
+        .exists()
+    )
+    if linked:
+        return
+    authorize_target_user(
+        caller=caller, target=target, root_account_ids=associated_root_account_ids(target)
+    )
+
+
+@transaction.atomic
+def link_observee_by_id(
+    *, observer: User, student: User, narrowing: Account | str, actor: Actor
+) -> set[int]:
+    """Canvas's ``PUT observees/:id``: an admin links two users on root accounts they share.
+
+    ``narrowing`` is a root account or ``"all"``. There is no self shortcut:
+    even an observer adding their own observee needs ``manage_user_observers``.
+    Raises NotFound when the users share no root account in scope (this also
+    covers observer == student) and NotAuthorized when the acting user holds
+    the permission on none of them. Returns the root account ids linked on.
+    """
+    common = common_root_account_ids(observer, student)
+    if narrowing != "all":
+        common &= {narrowing.pk}
+    if not common:
+        raise NotFound()
+    allowed = root_accounts_with_permission(actor.user, common, Permission.MANAGE_USER_OBSERVERS)
+    if not allowed:
+        raise NotAuthorized()
+    link_observer_on_accounts(
+        observer=observer,
+        student=student,
+        root_accounts=Account.objects.filter(pk__in=allowed).order_by("pk"),
+        actor=actor,
+        source=LinkSource.API,
+    )
+    return allowed
+
+
+@transaction.atomic
+def remove_observee(
+    *,
+    observer: User,
+    student: User,
+    admin_root_account_ids: set[int] | None,
+    root_account: Account | None,
+    actor: Actor,
+) -> int:
+    """Canvas's ``DELETE observees/:id``: soft-delete the pair's active links in scope.
+
+    The scope is every active link observer -> student, limited to the
+    acting admin's root accounts (``admin_root_account_ids``; None when the
+    observer acts on their own links) and, unlike Canvas, to ``root_account``
+    when the request names one. Raises NotFound when nothing is in scope.
+    Returns the number of links removed.
+    """
+    links = ObservationLink.objects.active().filter(observer=observer, student=student)
+    if admin_root_account_ids is not None:
+        links = links.filter(root_account_id__in=admin_root_account_ids)
+    if root_account is not None:
+        links = links.filter(root_account=root_account)
+    links = list(links.select_related("observer", "student", "root_account"))
+    if not links:
+        raise NotFound()
+    return sum(unlink_observer(link=link, actor=actor) for link in links)
