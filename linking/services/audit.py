@@ -1,6 +1,7 @@
 """Writing the audit trail. Only services call this."""
 
 from ..models import AuditEvent
+from . import notifications
 from .context import Actor
 
 
@@ -15,7 +16,7 @@ def record_event(
     pairing_code=None,
     detail: dict | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         action=action,
         source=actor.source,
         actor=actor.user if actor.user is not None and actor.user.pk else None,
@@ -28,3 +29,6 @@ def record_event(
         user_agent=(actor.user_agent or "")[:512],
         detail=detail or {},
     )
+    # Same transaction as the change: a rolled-back change queues no message.
+    notifications.enqueue_for_event(event)
+    return event

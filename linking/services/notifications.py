@@ -1,0 +1,433 @@
+"""E-mail notifications and webhook deliveries for link and pairing-code events.
+
+Every audit event passes through ``enqueue_for_event`` (called by
+``audit.record_event``), so the messages a change causes are queued in the
+same transaction as the change: a rolled-back change queues nothing. Nothing
+is sent during the request; ``manage.py send_queued_notifications`` delivers
+the queue with retries and exponential back-off.
+
+Who gets what (each can be turned off per root account in NotificationSettings):
+
+- link created or restored: the student, and the student's other observers in
+  that root account, with a signed "this wasn't me" link;
+- link created or restored by staff or an SIS import: also the observer;
+- link removed: the observer.
+
+SIS imports (or any bulk job) can hold the e-mails back with
+``with notifications.suppressed(): ...``; webhooks are still queued, since
+other systems need to see every change.
+"""
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from ..models import (
+    Account,
+    AuditAction,
+    AuditEvent,
+    DeliveryStatus,
+    EmailNotification,
+    LinkSource,
+    NotificationSettings,
+    ObservationLink,
+    UnrecognisedLinkReport,
+    User,
+    WebhookDelivery,
+)
+from . import webhooks
+from .context import Actor
+from .errors import LinkingError
+
+logger = logging.getLogger(__name__)
+
+Kind = EmailNotification.Kind
+
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_RETRY_BASE_SECONDS = 60
+MAX_RETRY_DELAY = timedelta(hours=6)
+# A claimed row is not picked up by another worker for this long; if the
+# worker dies mid-send the row becomes due again afterwards.
+CLAIM_LEASE = timedelta(minutes=5)
+REPORT_SALT = "linking.notifications.unrecognised-link"
+REPORT_MAX_AGE = timedelta(days=30)
+
+_NEW_LINK_ACTIONS = {AuditAction.LINK_CREATED, AuditAction.LINK_RESTORED}
+_STAFF_SOURCES = {LinkSource.ADMIN, LinkSource.SIS}
+_TEMPLATES = {
+    Kind.NEW_OBSERVER_TO_STUDENT: "email/new_observer_student",
+    Kind.NEW_OBSERVER_TO_OBSERVERS: "email/new_observer_observers",
+    Kind.LINK_REMOVED_TO_OBSERVER: "email/link_removed_observer",
+    Kind.STAFF_LINK_TO_OBSERVER: "email/staff_link_observer",
+}
+_REPORTABLE = {Kind.NEW_OBSERVER_TO_STUDENT, Kind.NEW_OBSERVER_TO_OBSERVERS}
+
+_suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "notifications_suppressed", default=False
+)
+
+
+class InvalidReportLink(LinkingError):
+    code = "invalid_report_link"
+    default_message = "This link is not valid or has expired."
+
+
+@contextlib.contextmanager
+def suppressed() -> Iterator[None]:
+    """Queue no e-mails for changes made inside the block (webhooks still go)."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def emails_suppressed() -> bool:
+    return _suppressed.get()
+
+
+# Queueing ------------------------------------------------------------------
+
+
+def enqueue_for_event(event: AuditEvent) -> None:
+    """Queue the e-mails and webhook deliveries an audit event causes.
+
+    Called inside the transaction that wrote the event. Events nobody is told
+    about (failed attempts, tokens, issued codes) cost no query.
+    """
+    if event.action not in webhooks.WEBHOOK_EVENTS or event.root_account_id is None:
+        return
+    webhooks.queue_deliveries(event)
+    if not emails_suppressed():
+        _queue_emails(event)
+
+
+def settings_for(root_account: Account) -> NotificationSettings:
+    """The root account's settings; an unsaved all-on default when it has none."""
+    found = NotificationSettings.objects.filter(root_account=root_account).first()
+    return found or NotificationSettings(root_account=root_account)
+
+
+def _queue_emails(event: AuditEvent) -> None:
+    if event.action not in _NEW_LINK_ACTIONS and event.action != AuditAction.LINK_DELETED:
+        return
+    if event.observer is None or event.student is None:
+        return
+    config = settings_for(event.root_account)
+    wanted: list[tuple[str, User]] = []
+    if event.action == AuditAction.LINK_DELETED:
+        if config.notify_observer_of_removed_link:
+            wanted.append((Kind.LINK_REMOVED_TO_OBSERVER, event.observer))
+    else:
+        if config.notify_student_of_new_observer:
+            wanted.append((Kind.NEW_OBSERVER_TO_STUDENT, event.student))
+        if config.notify_observers_of_new_observer:
+            others = (
+                ObservationLink.objects.active()
+                .filter(student=event.student, root_account=event.root_account)
+                .exclude(observer=event.observer)
+                .select_related("observer")
+                .order_by("observer_id")
+            )
+            wanted.extend((Kind.NEW_OBSERVER_TO_OBSERVERS, link.observer) for link in others)
+        if _link_source(event) in _STAFF_SOURCES and config.notify_observer_of_staff_link:
+            wanted.append((Kind.STAFF_LINK_TO_OBSERVER, event.observer))
+    messages = [
+        _render(event, kind, recipient)
+        for kind, recipient in wanted
+        if recipient.email and recipient.workflow_state != User.State.DELETED
+    ]
+    EmailNotification.objects.bulk_create(messages)
+
+
+def _link_source(event: AuditEvent) -> str:
+    source = (event.detail or {}).get("source")
+    if source is None and event.link is not None:
+        source = event.link.source
+    return source or ""
+
+
+def _language_for(user: User) -> str:
+    available = {code for code, _name in settings.LANGUAGES}
+    locale = (user.locale or "").split("-")[0].lower()
+    return locale if locale in available else settings.LANGUAGE_CODE
+
+
+def _render(event: AuditEvent, kind: str, recipient: User) -> EmailNotification:
+    language = _language_for(recipient)
+    template = _TEMPLATES[kind]
+    with translation.override(language):
+        context = {
+            "recipient": recipient,
+            "observer": event.observer,
+            "student": event.student,
+            "school": event.root_account.name,
+            "source_label": _source_label(_link_source(event)),
+            "occurred_at": event.created_at,
+            "report_url": (
+                report_url(event=event, recipient=recipient) if kind in _REPORTABLE else ""
+            ),
+        }
+        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+        body_text = render_to_string(f"{template}.txt", context)
+        body_html = render_to_string(f"{template}.html", context)
+    now = timezone.now()
+    return EmailNotification(
+        root_account=event.root_account,
+        created_at=now,
+        next_attempt_at=now,
+        event=event,
+        kind=kind,
+        recipient=recipient,
+        to_email=recipient.email,
+        language=language,
+        subject=subject[:255],
+        body_text=body_text,
+        body_html=body_html,
+    )
+
+
+def _source_label(source: str) -> str:
+    try:
+        return str(LinkSource(source).label)
+    except ValueError:
+        return source
+
+
+def report_url(*, event: AuditEvent, recipient: User) -> str:
+    """The absolute, signed "this wasn't me" URL on the root account's own host."""
+    token = signing.dumps({"e": event.pk, "u": recipient.pk}, salt=REPORT_SALT)
+    host = event.root_account.domain or settings.OBSERVERS_DEFAULT_DOMAIN or "localhost"
+    scheme = "https" if settings.PRODUCTION else "http"
+    return f"{scheme}://{host}{reverse('notifications:report', args=[token])}"
+
+
+# "This wasn't me" -------------------------------------------------------------
+
+
+def notification_for_report_token(token: str) -> EmailNotification:
+    """The new-observer e-mail a report link came from. Raises InvalidReportLink."""
+    try:
+        data = signing.loads(token, salt=REPORT_SALT, max_age=REPORT_MAX_AGE)
+        event_id, recipient_id = int(data["e"]), int(data["u"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvalidReportLink() from exc
+    notification = (
+        EmailNotification.objects.filter(
+            event_id=event_id, recipient_id=recipient_id, kind__in=_REPORTABLE
+        )
+        .select_related("event__observer", "event__student", "event__link", "root_account")
+        .first()
+    )
+    if notification is None or notification.event is None:
+        raise InvalidReportLink()
+    return notification
+
+
+@transaction.atomic
+def report_unrecognised_link(*, token: str, actor: Actor) -> UnrecognisedLinkReport:
+    """Record that the recipient of a new-observer e-mail does not recognise the link.
+
+    Anyone holding a valid report link (signed, at most 30 days old) may
+    report, once per e-mail; reporting again returns the first report. The
+    report is for the school's staff to review; it changes no link. Raises
+    InvalidReportLink for a tampered, expired or unknown link.
+    """
+    notification = notification_for_report_token(token)
+    event = notification.event
+    report, _created = UnrecognisedLinkReport.objects.get_or_create(
+        notification=notification,
+        defaults={
+            "root_account": notification.root_account,
+            "event": event,
+            "link": event.link,
+            "reported_by": notification.recipient,
+            "observer": event.observer,
+            "student": event.student,
+            "ip_address": actor.ip_address,
+            "user_agent": (actor.user_agent or "")[:512],
+        },
+    )
+    return report
+
+
+def recent_for(user: User, root_account: Account | None, limit: int = 5) -> list[EmailNotification]:
+    """The latest e-mails sent or queued to ``user`` in a root account, newest first."""
+    if user is None or not user.pk:
+        return []
+    queryset = EmailNotification.objects.filter(recipient=user)
+    if root_account is not None:
+        queryset = queryset.filter(root_account=root_account)
+    return list(queryset.order_by("-created_at", "-id")[:limit])
+
+
+# Delivery ----------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """Counts of one delivery pass."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.retrying + self.failed
+
+    def add(self, other: "DeliveryReport") -> "DeliveryReport":
+        return DeliveryReport(
+            sent=self.sent + other.sent,
+            retrying=self.retrying + other.retrying,
+            failed=self.failed + other.failed,
+            errors=self.errors + other.errors,
+        )
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "OBSERVERS_NOTIFICATION_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential back-off after the ``attempts``-th failure: base, 2x base, 4x base, ..."""
+    base = int(
+        getattr(settings, "OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS)
+    )
+    return min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
+
+
+def _next_attempt(attempts: int, now: datetime) -> datetime | None:
+    return None if attempts >= max_attempts() else now + retry_delay(attempts)
+
+
+def _claim(model, *, batch: int, now: datetime) -> list[int]:
+    # Two workers running the command at once must not send a row twice:
+    # rows are locked (skipping ones another worker holds), counted as an
+    # attempt and pushed one lease ahead before anything is sent.
+    with transaction.atomic():
+        due = model.objects.due(now).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:batch])
+        model.objects.filter(pk__in=ids).update(
+            attempts=F("attempts") + 1, next_attempt_at=now + CLAIM_LEASE
+        )
+    return ids
+
+
+def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
+    """Send queued e-mails that are due; a failure is retried with back-off, then given up."""
+    now = timezone.now()
+    report = DeliveryReport()
+    ids = _claim(EmailNotification, batch=batch, now=now)
+    if not ids:
+        return report
+    mail_connection = get_connection()
+    for message in EmailNotification.objects.filter(pk__in=ids).order_by("id"):
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body_text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[message.to_email],
+            headers={"Auto-Submitted": "auto-generated"},
+            connection=mail_connection,
+        )
+        email.attach_alternative(message.body_html, "text/html")
+        try:
+            email.send()
+        except Exception as exc:  # any failure of the mail server is retried
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            next_at = _next_attempt(message.attempts, now)
+            message.last_error = error
+            if next_at is None:
+                message.status = DeliveryStatus.FAILED
+                report.failed += 1
+                logger.warning("E-mail notification %s gave up: %s", message.pk, error)
+            else:
+                message.next_attempt_at = next_at
+                report.retrying += 1
+            report.errors.append(error)
+            message.save(update_fields=["status", "next_attempt_at", "last_error"])
+            continue
+        message.status = DeliveryStatus.SENT
+        message.sent_at = now
+        message.last_error = ""
+        message.save(update_fields=["status", "sent_at", "last_error"])
+        report.sent += 1
+    return report
+
+
+def deliver_due_webhooks(*, batch: int = 100) -> DeliveryReport:
+    """Post queued webhook deliveries that are due; non-2xx answers are retried, then given up."""
+    now = timezone.now()
+    report = DeliveryReport()
+    ids = _claim(WebhookDelivery, batch=batch, now=now)
+    for delivery in WebhookDelivery.objects.filter(pk__in=ids).select_related("endpoint"):
+        if not delivery.endpoint.is_active:
+            status_code, excerpt, error = None, "", "endpoint deactivated"
+            next_at = None
+        else:
+            status_code, excerpt, error = webhooks.post(delivery, now=now)
+            next_at = _next_attempt(delivery.attempts, now)
+        webhooks.record_attempt(
+            delivery,
+            now=now,
+            status_code=status_code,
+            excerpt=excerpt,
+            error=error,
+            next_attempt_at=next_at,
+        )
+        if delivery.status == DeliveryStatus.SENT:
+            report.sent += 1
+        elif delivery.status == DeliveryStatus.FAILED:
+            report.failed += 1
+            report.errors.append(error)
+        else:
+            report.retrying += 1
+            report.errors.append(error)
+    return report
+
+
+def deliver_due(*, batch: int = 100) -> DeliveryReport:
+    """One pass over both queues: up to ``batch`` e-mails and ``batch`` webhook posts."""
+    return deliver_due_emails(batch=batch).add(deliver_due_webhooks(batch=batch))
+
+
+@transaction.atomic
+def retry_now(*, emails=(), deliveries=()) -> int:
+    """Put failed or pending messages back in the queue, due now, with a fresh attempt count."""
+    now = timezone.now()
+    values = {"status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now}
+    count = (
+        EmailNotification.objects.filter(pk__in=[item.pk for item in emails])
+        .exclude(status=DeliveryStatus.SENT)
+        .update(**values)
+    )
+    count += (
+        WebhookDelivery.objects.filter(pk__in=[item.pk for item in deliveries])
+        .exclude(status=DeliveryStatus.SENT)
+        .update(**values)
+    )
+    return count
+
+
+@transaction.atomic
+def mark_reports_reviewed(*, reports) -> int:
+    """Mark "this wasn't me" reports as handled by staff; returns how many changed."""
+    return UnrecognisedLinkReport.objects.filter(
+        pk__in=[report.pk for report in reports], reviewed=False
+    ).update(reviewed=True)

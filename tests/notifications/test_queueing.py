@@ -1,0 +1,186 @@
+"""Which events queue which e-mails, for whom, and in which transaction."""
+
+import pytest
+from django.db import transaction
+
+from linking.models import (
+    EmailNotification,
+    LinkSource,
+    NotificationSettings,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from linking.services import notifications
+from linking.services.links import unlink_observer
+from linking.services.pairing import issue_pairing_code
+from tests import factories
+
+Kind = EmailNotification.Kind
+
+
+def queued():
+    return sorted(
+        (message.kind, message.recipient.name, message.to_email)
+        for message in EmailNotification.objects.select_related("recipient")
+    )
+
+
+def test_new_observer_queues_one_email_to_the_student_and_each_existing_observer(
+    link, student, observer, make_user, root_account
+):
+    earlier = make_user("Earl Earlier", root_account, email="earl@example.test")
+    link(earlier, student, root_account)
+    EmailNotification.objects.all().delete()
+
+    new_link = link(observer, student, root_account, source=LinkSource.PAIRING_CODE)
+
+    assert queued() == [
+        (Kind.NEW_OBSERVER_TO_OBSERVERS, "Earl Earlier", "earl@example.test"),
+        (Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test"),
+    ]
+    to_student = EmailNotification.objects.get(recipient=student)
+    assert to_student.event.link == new_link
+    assert to_student.status == "pending"
+    assert "Olive Observer" in to_student.subject
+    assert "pairing code" in to_student.body_text
+    assert "/notifications/report/" in to_student.body_text
+    assert "http://default.test/notifications/report/" in to_student.body_html
+
+
+def test_link_made_by_staff_also_tells_the_observer(link, student, observer, root_account):
+    link(observer, student, root_account, source=LinkSource.ADMIN)
+
+    assert queued() == [
+        (Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test"),
+        (Kind.STAFF_LINK_TO_OBSERVER, "Olive Observer", "olive@example.test"),
+    ]
+    to_observer = EmailNotification.objects.get(recipient=observer)
+    assert "staff admin" in to_observer.body_text
+    assert to_observer.body_html.count("report") == 0  # no "this wasn't me" for the observer
+
+
+def test_linking_an_already_active_link_again_queues_nothing(link, student, observer, root_account):
+    link(observer, student, root_account)
+    before = EmailNotification.objects.count()
+
+    link(observer, student, root_account)
+
+    assert EmailNotification.objects.count() == before == 1
+
+
+def test_removal_tells_the_observer_and_restore_tells_the_student_again(
+    link, student, observer, root_account, system_actor
+):
+    existing = link(observer, student, root_account)
+    EmailNotification.objects.all().delete()
+
+    unlink_observer(link=existing, actor=system_actor)
+    assert queued() == [(Kind.LINK_REMOVED_TO_OBSERVER, "Olive Observer", "olive@example.test")]
+
+    EmailNotification.objects.all().delete()
+    link(observer, student, root_account)
+    assert queued() == [(Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test")]
+
+
+def test_a_rolled_back_change_queues_nothing(link, student, observer, root_account):
+    endpoint = WebhookEndpoint.objects.create(
+        root_account=root_account, url="http://127.0.0.1:9/", events=["link.created"]
+    )
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        link(observer, student, root_account)
+        assert EmailNotification.objects.count() == 1  # queued inside the transaction
+        raise Boom
+
+    assert EmailNotification.objects.count() == 0
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 0
+    assert not student.observer_links.exists()
+
+
+def test_people_without_an_email_address_are_skipped(link, make_user, observer, root_account):
+    student = make_user("No Mail", root_account, email="")
+
+    link(observer, student, root_account, source=LinkSource.SIS)
+
+    assert queued() == [(Kind.STAFF_LINK_TO_OBSERVER, "Olive Observer", "olive@example.test")]
+
+
+def test_events_nobody_is_told_about_queue_nothing(student, root_account, system_actor):
+    factories.EnrollmentFactory(user=student, course=factories.CourseFactory(account=root_account))
+
+    issue_pairing_code(student=student, root_account=root_account, actor=system_actor)
+
+    assert EmailNotification.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "source", "kind_turned_off"),
+    [
+        ("notify_student_of_new_observer", LinkSource.ADMIN, Kind.NEW_OBSERVER_TO_STUDENT),
+        ("notify_observers_of_new_observer", LinkSource.ADMIN, Kind.NEW_OBSERVER_TO_OBSERVERS),
+        ("notify_observer_of_staff_link", LinkSource.ADMIN, Kind.STAFF_LINK_TO_OBSERVER),
+        ("notify_observer_of_removed_link", LinkSource.ADMIN, Kind.LINK_REMOVED_TO_OBSERVER),
+    ],
+)
+def test_each_email_can_be_turned_off_per_root_account(
+    setting,
+    source,
+    kind_turned_off,
+    link,
+    student,
+    observer,
+    make_user,
+    root_account,
+    other_root_account,
+    system_actor,
+):
+    earlier = make_user("Earl Earlier", root_account, email="earl@example.test")
+    link(earlier, student, root_account)
+    EmailNotification.objects.all().delete()
+    NotificationSettings.objects.create(root_account=root_account, **{setting: False})
+
+    made = link(observer, student, root_account, source=source)
+    unlink_observer(link=made, actor=system_actor)
+
+    kinds = set(EmailNotification.objects.values_list("kind", flat=True))
+    assert kinds == set(Kind) - {kind_turned_off}
+
+    # The setting belongs to one root account; the other one still sends.
+    EmailNotification.objects.all().delete()
+    for person in (student, observer):
+        factories.LoginFactory(user=person, root_account=other_root_account)
+    link(observer, student, other_root_account, source=source)
+    assert set(EmailNotification.objects.values_list("kind", flat=True)) == {
+        Kind.NEW_OBSERVER_TO_STUDENT,
+        Kind.STAFF_LINK_TO_OBSERVER,
+    }
+
+
+def test_suppressed_block_queues_no_email_but_still_queues_webhooks(
+    link, student, observer, root_account
+):
+    endpoint = WebhookEndpoint.objects.create(
+        root_account=root_account, url="http://127.0.0.1:9/", events=["link.created"]
+    )
+
+    with notifications.suppressed():
+        link(observer, student, root_account, source=LinkSource.SIS)
+    assert EmailNotification.objects.count() == 0
+    assert WebhookDelivery.objects.filter(endpoint=endpoint, event_type="link.created").count() == 1
+
+    # Suppression ends with the block.
+    other = factories.UserFactory(name="After Block", email="after@example.test")
+    link(other, student, root_account)
+    assert EmailNotification.objects.filter(recipient=student).count() == 1
+
+
+def test_email_is_rendered_in_the_recipients_language(link, make_user, observer, root_account):
+    student = make_user("Sofía", root_account, email="sofia@example.test", locale="es")
+
+    link(observer, student, root_account)
+
+    message = EmailNotification.objects.get(recipient=student)
+    assert message.language == "es"
