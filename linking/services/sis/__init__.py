@@ -1,0 +1,20 @@
+"""SIS import and export in Canvas's CSV format: the only place SIS rules live."""
+
+from .exporter import ExportCounts, export_to_directory, export_zip
+from .importer import MassDeleteRefused, import_sis, mass_delete_share
+from .reader import SisFileError
+from .report import FileReport, ImportReport
+from .rows import RowError
+
+__all__ = [
+    "ExportCounts",
+    "FileReport",
+    "ImportReport",
+    "MassDeleteRefused",
+    "RowError",
+    "SisFileError",
+    "export_to_directory",
+    "export_zip",
+    "import_sis",
+    "mass_delete_share",
+]

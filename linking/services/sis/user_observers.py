@@ -1,0 +1,310 @@
+"""user_observers.csv: observer links in bulk (canvas-behaviour.md §6.2, §7 items 107-108).
+
+The rules are services.links' (create-or-restore, soft delete, one audit
+event per change, observer enrollments follow the link); this module applies
+them a chunk of rows at a time so 100,000 rows cost a few hundred queries
+instead of a million. Mirroring of links with no observer enrollments yet is
+done in bulk from the same inputs services.enrollments uses; anything else
+(a restored link with old observer enrollments to bring back) goes through
+services.enrollments.mirror_link_enrollments itself.
+"""
+
+from collections.abc import Iterable
+
+from django.db.models import Q
+from django.utils import timezone
+
+from ...models import (
+    AuditAction,
+    AuditEvent,
+    Enrollment,
+    EnrollmentType,
+    LinkSource,
+    Login,
+    ObservationLink,
+    User,
+)
+from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
+from .reader import SisRow
+from .report import FileReport, ImportReport
+from .rows import ImportContext
+
+ACTIVE = ObservationLink.State.ACTIVE
+DELETED = ObservationLink.State.DELETED
+
+
+def sis_user_ids(ctx: ImportContext, sis_ids: Iterable[str]) -> dict[str, int]:
+    """SIS user id -> user id for the active logins of the root account (one query)."""
+    return dict(
+        Login.objects.active()
+        .filter(root_account=ctx.root_account, sis_user_id__in=set(sis_ids))
+        .values_list("sis_user_id", "user_id")
+    )
+
+
+def _validate(row: SisRow) -> tuple[str, str, str] | str:
+    """Canvas's per-row checks 1-4, in Canvas's order: the row's fields or an error message."""
+    values = row.values or {}
+    observer_id, student_id = values.get("observer_id", ""), values.get("student_id", "")
+    raw_status = values.get("status", "")
+    if not observer_id:
+        return "No observer_id given for a user observer"
+    if not student_id:
+        return "No user_id given for a user observer"
+    if observer_id == student_id:
+        return f"Can't observe yourself user {student_id}"
+    status = raw_status.lower()
+    if status not in (ACTIVE, DELETED):
+        return f'Improper status "{raw_status}" for a user_observer'
+    return observer_id, student_id, status
+
+
+def apply_chunk(
+    ctx: ImportContext, rows: list[SisRow], file: FileReport, report: ImportReport
+) -> None:
+    """Apply up to a chunk of user_observers.csv rows with a fixed number of queries.
+
+    Row errors are reported in line order, as Canvas lists them.
+    """
+    errors: list[tuple[int, str]] = []
+    valid = []
+    for row in rows:
+        file.rows += 1
+        checked = row.error or _validate(row)
+        if isinstance(checked, str):
+            errors.append((row.line, checked))
+        else:
+            valid.append((row.line, *checked))
+    if not valid:
+        return _report_errors(errors, file, report)
+    users = sis_user_ids(ctx, {sis for _, o, s, _ in valid for sis in (o, s)})
+    resolved = []
+    for line, observer_sis, student_sis, status in valid:
+        observer_id, student_id = users.get(observer_sis), users.get(student_sis)
+        if observer_id is None:
+            errors.append((line, f"An observer referenced a non-existent user {observer_sis}"))
+        elif student_id is None:
+            errors.append((line, f"A student referenced a non-existent user {student_sis}"))
+        elif observer_id == student_id:
+            errors.append((line, f"Can't observe yourself user {student_sis}"))
+        else:
+            resolved.append((line, observer_sis, student_sis, observer_id, student_id, status))
+    if not resolved:
+        return _report_errors(errors, file, report)
+
+    pairs = {(r[3], r[4]) for r in resolved}
+    # Locked so a concurrent API change to the same links waits for this file.
+    links = {
+        (link.observer_id, link.student_id): link
+        for link in ObservationLink.objects.select_for_update().filter(
+            root_account=ctx.root_account,
+            observer_id__in={o for o, _ in pairs},
+            student_id__in={s for _, s in pairs},
+        )
+        if (link.observer_id, link.student_id) in pairs
+    }
+    now = timezone.now()
+    batch = ctx.batch
+    creator = ctx.actor.user if ctx.actor.user is not None and ctx.actor.user.pk else None
+    new, changed, touched = {}, {}, set()
+    was_active = {pair for pair, link in links.items() if link.workflow_state == ACTIVE}
+    events: list[tuple[str, tuple[int, int]]] = []
+    for line, observer_sis, student_sis, observer_id, student_id, status in resolved:
+        pair = (observer_id, student_id)
+        link = new.get(pair) or links.get(pair)
+        if status == ACTIVE:
+            if link is None:
+                new[pair] = ObservationLink(
+                    observer_id=observer_id,
+                    student_id=student_id,
+                    root_account=ctx.root_account,
+                    source=LinkSource.SIS,
+                    created_by=creator,
+                    sis_batch=batch,
+                )
+                events.append((AuditAction.LINK_CREATED, pair))
+                file.counts["created"] += 1
+            elif link.workflow_state == DELETED:
+                link.workflow_state, link.deleted_at = ACTIVE, None
+                link.source, link.sis_batch, link.updated_at = LinkSource.SIS, batch, now
+                changed[pair] = link
+                events.append((AuditAction.LINK_RESTORED, pair))
+                file.counts["restored"] += 1
+            else:
+                if pair in links:
+                    touched.add(pair)
+                file.counts["unchanged"] += 1
+        elif link is None or link.workflow_state != ACTIVE:
+            errors.append(
+                (
+                    line,
+                    "Can't delete a non-existent observer for observer: "
+                    f"{observer_sis}, student: {student_sis}",
+                )
+            )
+        else:
+            link.workflow_state, link.deleted_at = DELETED, now
+            link.sis_batch, link.updated_at = batch, now
+            if link.pk:
+                changed[pair] = link
+            touched.discard(pair)
+            events.append((AuditAction.LINK_DELETED, pair))
+            file.counts["deleted"] += 1
+
+    ObservationLink.objects.bulk_create(list(new.values()), batch_size=1000)
+    ObservationLink.objects.bulk_update(
+        list(changed.values()),
+        ["workflow_state", "deleted_at", "source", "sis_batch", "updated_at"],
+        batch_size=1000,
+    )
+    touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
+    if touched_ids:
+        ObservationLink.objects.filter(pk__in=touched_ids).update(sis_batch=batch)
+    by_pair = {**links, **new}
+    ended = [by_pair[pair] for pair in was_active if by_pair[pair].workflow_state == DELETED]
+    for link in ended:
+        remove_link_enrollments(link)
+    live = [link for link in by_pair.values() if link.workflow_state == ACTIVE]
+    _mirror(ctx, [link for link in live if (link.observer_id, link.student_id) in pairs])
+    _record_events(ctx, events, by_pair)
+    if events:
+        changed_users = {user_id for _, pair in events for user_id in pair}
+        User.objects.filter(pk__in=changed_users).update(updated_at=now)
+    _report_errors(errors, file, report)
+
+
+def _report_errors(errors: list[tuple[int, str]], file: FileReport, report: ImportReport) -> None:
+    for line, message in sorted(errors, key=lambda error: error[0]):
+        report.add_error(file, line, message)
+
+
+def _mirror(ctx: ImportContext, links: list[ObservationLink]) -> None:
+    """Bring the observers' enrollments in step with their students', as link_observer does.
+
+    A link whose observer has no observer enrollments for the student in
+    those courses gets them created in bulk (state from
+    ``observer_state_for``); one already in step is left alone; any other
+    goes through ``mirror_link_enrollments``, the one place that decides
+    which old observer enrollments come back.
+    """
+    if not links:
+        return
+    root_id = ctx.root_account.pk
+    observer_ids = {link.observer_id for link in links}
+    student_ids = {link.student_id for link in links}
+    enrollable = set(
+        Login.objects.filter(user_id__in=observer_ids, root_account_id=root_id)
+        .exclude(workflow_state=Login.State.DELETED)
+        .values_list("user_id", flat=True)
+    )
+    sources: dict[int, list[Enrollment]] = {}
+    for enrollment in (
+        Enrollment.objects.mirrorable()
+        .filter(user_id__in=student_ids, root_account_id=root_id)
+        .order_by("course_id", "id")
+    ):
+        sources.setdefault(enrollment.user_id, []).append(enrollment)
+    if not sources:
+        return
+    course_ids = {e.course_id for group in sources.values() for e in group}
+    existing: dict[tuple[int, int], dict[int, Enrollment]] = {}
+    for enrollment in Enrollment.objects.filter(
+        user_id__in=observer_ids,
+        associated_user_id__in=student_ids,
+        course_id__in=course_ids,
+    ).only("id", "user_id", "associated_user_id", "course_id", "workflow_state", "start_at"):
+        key = (enrollment.user_id, enrollment.associated_user_id)
+        existing.setdefault(key, {})[enrollment.course_id] = enrollment
+    to_create = []
+    for link in links:
+        student_enrollments = sources.get(link.student_id)
+        if link.observer_id not in enrollable or not student_enrollments:
+            continue
+        mirrored = existing.get((link.observer_id, link.student_id))
+        if mirrored is None:
+            to_create.extend(
+                Enrollment(
+                    user_id=link.observer_id,
+                    course_id=source.course_id,
+                    root_account_id=source.root_account_id,
+                    type=EnrollmentType.OBSERVER,
+                    associated_user_id=link.student_id,
+                    workflow_state=observer_state_for(source.workflow_state),
+                    start_at=source.start_at,
+                    end_at=source.end_at,
+                )
+                for source in student_enrollments
+            )
+            continue
+        in_step = all(
+            (current := mirrored.get(source.course_id)) is not None
+            and current.workflow_state == observer_state_for(source.workflow_state)
+            and current.start_at == source.start_at
+            for source in student_enrollments
+        )
+        if not in_step:
+            mirror_link_enrollments(link)
+    Enrollment.objects.bulk_create(to_create, batch_size=2000)
+
+
+def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
+    """One audit event per change, written in one insert (what record_event writes per call)."""
+    if not events:
+        return
+    actor = ctx.actor
+    actor_user = actor.user if actor.user is not None and actor.user.pk else None
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action=action,
+                source=actor.source,
+                actor=actor_user,
+                root_account=ctx.root_account,
+                observer_id=pair[0],
+                student_id=pair[1],
+                link=links_by_pair[pair],
+                ip_address=actor.ip_address,
+                user_agent=(actor.user_agent or "")[:512],
+                detail=(
+                    {"sis_batch": ctx.batch.pk}
+                    if action == AuditAction.LINK_DELETED
+                    else {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk}
+                ),
+            )
+            for action, pair in events
+        ],
+        batch_size=1000,
+    )
+
+
+def planned_deletions(ctx: ImportContext, rows: Iterable[SisRow]) -> set[int]:
+    """Ids of the active links the ``deleted`` rows would remove (for the mass-delete guard)."""
+    doomed: set[int] = set()
+    chunk: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        users = sis_user_ids(ctx, {sis for pair in chunk for sis in pair})
+        wanted = Q()
+        count = 0
+        for observer_sis, student_sis in chunk:
+            if observer_sis in users and student_sis in users:
+                wanted |= Q(observer_id=users[observer_sis], student_id=users[student_sis])
+                count += 1
+        if count:
+            doomed.update(
+                ObservationLink.objects.active()
+                .filter(root_account=ctx.root_account)
+                .filter(wanted)
+                .values_list("pk", flat=True)
+            )
+        chunk.clear()
+
+    for row in rows:
+        checked = None if row.error else _validate(row)
+        if isinstance(checked, tuple) and checked[2] == DELETED:
+            chunk.append(checked[:2])
+            if len(chunk) >= 500:
+                flush()
+    if chunk:
+        flush()
+    return doomed
