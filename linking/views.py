@@ -35,7 +35,13 @@ from .request_context import actor_from_request
 from .services import links as link_service
 from .services import pairing as pairing_service
 from .services import registration
-from .services.errors import FeatureDisabled, LinkingError, NotAuthorized, RateLimited
+from .services.errors import (
+    FeatureDisabled,
+    LinkingError,
+    LoginTaken,
+    NotAuthorized,
+    RateLimited,
+)
 from .services.permissions import is_pairable_student
 
 PENDING_CODE_KEY = "portal.pending_code"
@@ -157,7 +163,7 @@ def signup(request):
             )
         except RateLimited as error:
             return _rate_limited(request, error)
-        except registration.LoginIdTaken:
+        except LoginTaken:
             form.add_error(
                 "email",
                 _("There is already an account with this address here. Sign in instead."),
@@ -273,9 +279,7 @@ def confirm_student(request):
         student = User.objects.live().filter(pk=pending["student_id"]).first()
         if student is None:
             request.session.pop(PENDING_CODE_KEY, None)
-            form = AddStudentForm()
-            form.add_error(None, INVALID_CODE_MESSAGE)
-            return render(request, "linking/add_student.html", {"form": form})
+            return _add_student_refused(request)
         return render(request, "linking/confirm_student.html", {"student": student})
     request.session.pop(PENDING_CODE_KEY, None)
     if "cancel" in request.POST:
@@ -291,11 +295,14 @@ def confirm_student(request):
     except RateLimited as error:
         return _rate_limited(request, error)
     except LinkingError:
-        form = AddStudentForm()
-        form.add_error(None, INVALID_CODE_MESSAGE)
-        return render(request, "linking/add_student.html", {"form": form})
+        return _add_student_refused(request)
     messages.success(request, _("You are now observing %(name)s.") % {"name": linked.name})
     return redirect("linking:observing")
+
+
+def _add_student_refused(request):
+    context = {"form": AddStudentForm(), "error": INVALID_CODE_MESSAGE}
+    return render(request, "linking/add_student.html", context)
 
 
 @observer_page

@@ -10,7 +10,6 @@ consumes none of the other codes.
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Lower
 
 from ..models import Account, LinkSource, Login, ObservationLink, SelfRegistration, User
 from .accounts import create_user_with_login
@@ -19,17 +18,13 @@ from .errors import (
     FeatureDisabled,
     InvalidPairingCode,
     LinkingError,
+    LoginTaken,
     NothingToLink,
     RateLimited,
 )
 from .pairing import find_redeemable_code, normalize_code, redeem_pairing_code
 
 OPEN_TO_OBSERVERS = {SelfRegistration.OBSERVER, SelfRegistration.ALL}
-
-
-class LoginIdTaken(LinkingError):
-    code = "login_id_taken"
-    default_message = "That login id is already in use at this school."
 
 
 class RegistrationCodeRefused(InvalidPairingCode):
@@ -54,16 +49,6 @@ def observer_self_registration_open(root_account: Account) -> bool:
     return root_account.self_registration in OPEN_TO_OBSERVERS
 
 
-def login_id_taken(*, root_account: Account, unique_id: str) -> bool:
-    """Login ids are unique per root account, case-insensitively, among non-deleted logins."""
-    return (
-        Login.objects.exclude(workflow_state=Login.State.DELETED)
-        .annotate(uid=Lower("unique_id"))
-        .filter(root_account=root_account, uid=unique_id.strip().lower())
-        .exists()
-    )
-
-
 def register_observer(
     *,
     name: str,
@@ -77,11 +62,11 @@ def register_observer(
 
     Rules: the root account must allow observer self-registration
     (FeatureDisabled otherwise); at least one code is needed (NothingToLink);
-    the login id must be free in the root account (LoginIdTaken); every code
-    must be redeemable here (RegistrationCodeRefused, an InvalidPairingCode
-    naming the code's position; RateLimited when over the failure limit).
-    All or nothing: when any rule refuses, no user, login or link remains and
-    no code is consumed.
+    every code must be redeemable here (RegistrationCodeRefused, an
+    InvalidPairingCode naming the code's position; RateLimited when over the
+    failure limit); the login id must be free in the root account
+    (LoginTaken, from accounts.add_login). All or nothing: when any rule
+    refuses, no user, login or link remains and no code is consumed.
 
     The codes are looked up once before the transaction opens so that failed
     attempts count towards the rate limit even when the counters live in the
@@ -93,8 +78,6 @@ def register_observer(
         raise FeatureDisabled("Sign-up is closed at this school.")
     if not codes:
         raise NothingToLink("Enter at least one pairing code.")
-    if login_id_taken(root_account=root_account, unique_id=email):
-        raise LoginIdTaken()
     for position, code in enumerate(codes):
         _check_code(
             position,
@@ -131,7 +114,7 @@ def _create_observer_and_redeem(
 ) -> RegisteredObserver:
     try:
         # A savepoint, so a concurrent sign-up with the same e-mail surfaces
-        # as LoginIdTaken instead of a broken transaction.
+        # as LoginTaken instead of a broken transaction.
         with transaction.atomic():
             user = create_user_with_login(
                 name=name.strip(),
@@ -141,7 +124,7 @@ def _create_observer_and_redeem(
                 password=password,
             )
     except IntegrityError as exc:
-        raise LoginIdTaken() from exc
+        raise LoginTaken() from exc
     login = user.logins.get()
     # The parent acts for themself from here on: their own links need no admin right.
     as_observer = Actor(

@@ -1,4 +1,4 @@
-"""Fixtures of the parent and student pages: people of the default school and a client on its host."""
+"""Fixtures of the parent and student pages: the school's people and a client on its host."""
 
 import pytest
 from django.test import Client

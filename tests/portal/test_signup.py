@@ -63,11 +63,11 @@ def test_signup_creates_user_login_link_and_observer_enrollment(
     assert "Sam Student" in page.content.decode() and "Biology 101" in page.content.decode()
 
 
-def test_signup_with_several_codes_links_every_student(
-    web, root_account, make_student, issue_code
-):
+def test_signup_with_several_codes_links_every_student(web, root_account, make_student, issue_code):
     first, second = make_student("Ann Kid"), make_student("Ben Kid")
-    codes = f"{issue_code(first, root_account).plaintext}\n{issue_code(second, root_account).plaintext}"
+    codes = (
+        f"{issue_code(first, root_account).plaintext}\n{issue_code(second, root_account).plaintext}"
+    )
     response = web.post("/signup/", _form(codes))
     assert response.status_code == 302
     parent = User.objects.get(email="pat@example.test")
@@ -134,7 +134,9 @@ def test_duplicate_login_id_is_a_form_error(web, root_account, student, issue_co
 
 def test_password_rules_and_confirmation_are_checked(web, root_account, student, issue_code):
     issued = issue_code(student, root_account)
-    response = web.post("/signup/", _form(issued.plaintext, password1="12345678", password2="12345678"))
+    response = web.post(
+        "/signup/", _form(issued.plaintext, password1="12345678", password2="12345678")
+    )
     assert response.status_code == 200
     assert "This password is too common." in response.content.decode()
     response = web.post("/signup/", _form(issued.plaintext, password2="different-Secret-1"))
@@ -227,6 +229,9 @@ def test_signup_on_another_host_uses_that_school(root_account, other_root_accoun
     there = Client(HTTP_HOST="external.test")
     assert there.post("/signup/", _form(issued.plaintext)).status_code == 302
     assert Login.objects.get(unique_id="pat@example.test").root_account == other_root_account
-    assert Client(HTTP_HOST=HOST).post(
-        "/login/", {"username": "pat@example.test", "password": PASSWORD}
-    ).status_code == 200
+    assert (
+        Client(HTTP_HOST=HOST)
+        .post("/login/", {"username": "pat@example.test", "password": PASSWORD})
+        .status_code
+        == 200
+    )
