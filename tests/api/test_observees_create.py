@@ -7,7 +7,6 @@ import pytest
 from linking.models import AuditEvent, LinkSource, ObservationLink, PairingCode
 from linking.services.context import Actor
 from linking.services.pairing import issue_pairing_code
-from tests.factories import TEST_PASSWORD
 from tests.api.conftest import EXTERNAL_HOST
 from tests.api.helpers import (
     assert_not_found,
@@ -16,6 +15,7 @@ from tests.api.helpers import (
     link_root_ids,
     linked_student_ids,
 )
+from tests.factories import TEST_PASSWORD
 
 
 def credentials(user, password=TEST_PASSWORD):
@@ -106,7 +106,6 @@ def test_no_common_root_account_is_422(
     api, allowed_admin, parent, external_student, external_account
 ):
     # Canvas item 23: external student's credentials on External's host, for a Default parent.
-    external_account  # noqa: B018 - the host must exist
     response = api(allowed_admin, host=EXTERNAL_HOST).post(
         f"/api/v1/users/{parent.pk}/observees?root_account_id=all", credentials(external_student)
     )
@@ -251,7 +250,7 @@ def test_own_access_token_is_422(api, parent, token_for):
 
 
 def test_the_student_token_does_not_authenticate(api, parent, student, token_for):
-    """``access_token`` in the body is the student's token to link, never the caller's credentials."""
+    """``access_token`` in the body is the student's token to link, never the caller's."""
     response = api().post(
         f"/api/v1/users/{parent.pk}/observees", {"access_token": token_for(student)}
     )
