@@ -147,8 +147,14 @@ def signup(request):
     if not registration.observer_self_registration_open(request.root_account):
         return _signup_closed(request)
     if request.method == "GET":
-        form = SignupForm(initial={"codes": request.GET.get("code", "")[:32]})
-        return render(request, "linking/signup.html", {"form": form})
+        code = request.GET.get("code", "")[:32]
+        form = SignupForm(initial={"codes": code})
+        signin_url = reverse("linking:login")
+        if code:
+            # Signing in instead keeps the QR code's address, so the code is not retyped.
+            after = reverse("linking:pair") + "?" + urlencode({"code": code})
+            signin_url += "?" + urlencode({"next": after})
+        return render(request, "linking/signup.html", {"form": form, "signin_url": signin_url})
     form = SignupForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -182,7 +188,8 @@ def signup(request):
                 request, _("Welcome! You are now observing %(names)s.") % {"names": names}
             )
             return redirect("linking:observing")
-    return render(request, "linking/signup.html", {"form": form})
+    context = {"form": form, "signin_url": reverse("linking:login")}
+    return render(request, "linking/signup.html", context)
 
 
 def _signup_closed(request):

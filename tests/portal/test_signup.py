@@ -38,7 +38,21 @@ def test_signup_page_prefills_the_code_from_the_qr_link(web, root_account):
     assert response.status_code == 200
     html = response.content.decode()
     assert "ABCDEFGH</textarea>" in html
-    assert 'href="/login/"' in html
+    assert 'href="/login/?next=%2Fpair%3Fcode%3DABCDEFGH"' in html
+
+
+def test_signing_in_from_the_qr_page_returns_to_the_prefilled_add_form(web, parent):
+    from linking.models import Login
+    from tests.factories import TEST_PASSWORD
+
+    login_id = Login.objects.get(user=parent).unique_id
+    response = web.post(
+        "/login/?next=%2Fpair%3Fcode%3DABCDEFGH",
+        {"username": login_id, "password": TEST_PASSWORD, "next": "/pair?code=ABCDEFGH"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/pair?code=ABCDEFGH"
+    page = web.get(response["Location"])
+    assert 'value="ABCDEFGH"' in page.content.decode()
 
 
 def test_signup_creates_user_login_link_and_observer_enrollment(
