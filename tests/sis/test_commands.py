@@ -1,0 +1,137 @@
+"""sis_import and sis_export management commands."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from linking.models import ObservationLink, SisBatch
+
+HEADER = "observer_id,student_id,status\n"
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_import_prints_a_summary_and_succeeds(sis_dir, sis_users, root_account):
+    path = sis_dir("links.csv", HEADER + "U001,U002,active\nU003,U002,Active\n")
+
+    out, err = run("sis_import", str(path), "--domain", "default.test")
+
+    batch = SisBatch.objects.get()
+    assert f"SIS batch #{batch.pk} (imported)" in out
+    lines = out.splitlines()
+    header = lines[1].split()
+    assert header == [
+        "file",
+        "kind",
+        "rows",
+        "created",
+        "restored",
+        "updated",
+        "deleted",
+        "unchanged",
+        "errors",
+    ]
+    assert lines[3].split() == ["links.csv", "user_observers", "2", "2", "0", "0", "0", "0", "0"]
+    assert lines[-1].split() == ["total", "2", "2", "0", "0", "0", "0", "0"]
+    assert err == ""
+    assert ObservationLink.objects.active().count() == 2
+    # No progress bar when stdout is not a terminal.
+    assert "\r" not in out
+
+
+def test_import_exits_non_zero_when_a_row_fails(sis_dir, sis_users, root_account):
+    path = sis_dir("links.csv", HEADER + "U001,U002,active\nU001,GHOST,active\n")
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as failed:
+        call_command(
+            "sis_import", str(path), "--domain", "default.test", stdout=io.StringIO(), stderr=err
+        )
+
+    assert failed.value.returncode == 1
+    assert "1 row(s) or file(s) failed" in str(failed.value)
+    assert "links.csv:3: A student referenced a non-existent user GHOST" in err.getvalue()
+    assert ObservationLink.objects.active().count() == 1
+
+
+def test_dry_run_option_writes_nothing(sis_dir, sis_users, root_account):
+    path = sis_dir("links.csv", HEADER + "U001,U002,active\n")
+
+    out, _ = run("sis_import", str(path), "--domain", "default.test", "--dry-run")
+
+    assert "Dry run: nothing was written" in out
+    assert not ObservationLink.objects.exists()
+    assert not SisBatch.objects.exists()
+
+
+def test_mass_delete_refusal_and_override(sis_dir, sis_users, root_account):
+    run(
+        "sis_import",
+        str(sis_dir("a.csv", HEADER + "U001,U002,active\n")),
+        "--domain",
+        "default.test",
+    )
+    path = sis_dir("d.csv", HEADER + "U001,U002,deleted\n")
+
+    with pytest.raises(CommandError) as refused:
+        call_command("sis_import", str(path), "--domain", "default.test", stdout=io.StringIO())
+
+    assert "--allow-mass-delete" in str(refused.value)
+    assert ObservationLink.objects.active().count() == 1
+
+    run("sis_import", str(path), "--domain", "default.test", "--allow-mass-delete")
+    assert ObservationLink.objects.active().count() == 0
+
+
+def test_unknown_domain_and_missing_file(tmp_path, root_account):
+    with pytest.raises(CommandError, match="No root account"):
+        run("sis_import", str(tmp_path), "--domain", "nowhere.test")
+    with pytest.raises(CommandError, match="no such file"):
+        run("sis_import", str(tmp_path / "missing.csv"), "--domain", "default.test")
+
+
+def test_run_by_records_who_ran_it(sis_dir, sis_users, root_account):
+    login = sis_users["U004"].logins.get()
+    path = sis_dir("links.csv", HEADER + "U001,U002,active\n")
+
+    run("sis_import", str(path), "--domain", "default.test", "--run-by", login.unique_id.upper())
+
+    assert SisBatch.objects.get().created_by == sis_users["U004"]
+
+
+def test_export_command_round_trips(sis_dir, sis_users, root_account, tmp_path):
+    run(
+        "sis_import",
+        str(sis_dir("a.csv", HEADER + "U001,U002,active\n")),
+        "--domain",
+        "default.test",
+    )
+    target = tmp_path / "out"
+
+    out, _ = run("sis_export", "--domain", "default.test", "--output", str(target))
+
+    assert "users.csv: 4 rows; user_observers.csv: 1 rows" in out
+    assert (target / "user_observers.csv").read_text() == HEADER + "U001,U002,active\n"
+    out, _ = run("sis_import", str(target), "--domain", "default.test")
+    assert ObservationLink.objects.active().count() == 1
+    with pytest.raises(CommandError):
+        run("sis_export", "--domain", "nowhere.test")
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_shown_on_a_terminal(sis_dir, sis_users, root_account):
+    path = sis_dir("links.csv", HEADER + "U001,U002,active\n")
+    out = Terminal()
+
+    call_command("sis_import", str(path), "--domain", "default.test", stdout=out)
+
+    assert "\rlinks.csv: 1 rows" in out.getvalue()
