@@ -6,6 +6,7 @@ does, because URLs end up in logs and ``access_token`` in ``POST observees``
 is the student's token to link with, not the caller's credentials.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from linking.services.tokens import authenticate_access_token
@@ -46,3 +47,25 @@ class CanvasSessionAuthentication(authentication.SessionAuthentication):
         if not user.is_active:
             return None
         return user, auth
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Describes the bearer token in the OpenAPI schema."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token: `Authorization: Bearer <token>`.",
+        }
+
+
+class CanvasSessionScheme(OpenApiAuthenticationExtension):
+    target_class = CanvasSessionAuthentication
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

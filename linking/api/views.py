@@ -265,7 +265,7 @@ class ObserveeDetailView(CanvasAPIView):
         summary="Link a student by id (admins with manage_user_observers)",
         parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
         request=s.RootAccountParamSerializer,
-        responses={200: s.ObserveeSerializer, **ERRORS},
+        responses={200: s.ObserveeSerializer, 400: s.ErrorSerializer, **ERRORS},
     )
     def put(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")
@@ -290,7 +290,7 @@ class ObserveeDetailView(CanvasAPIView):
         summary="Unlink a student (all shared root accounts, or root_account_id's only)",
         parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
         request=None,
-        responses={200: s.ObserveeSerializer, **ERRORS},
+        responses={200: s.ObserveeSerializer, 400: s.ErrorSerializer, **ERRORS},
     )
     def delete(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")
