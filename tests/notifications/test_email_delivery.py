@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.template.loader import render_to_string
 
 from linking.models import DeliveryStatus, EmailNotification, LinkSource
 from linking.services import notifications
@@ -177,3 +178,16 @@ def test_recent_for_lists_a_persons_latest_notifications_in_one_root_account(
         "Observer 2 is now also observing Sam Student",
         "Observer 1 is now also observing Sam Student",
     ]
+
+
+def test_the_portal_include_lists_recent_notifications(link, student, observer, root_account):
+    link(observer, student, root_account)
+
+    html = render_to_string(
+        "linking/_notifications.html",
+        {"notifications": notifications.recent_for(student, root_account)},
+    )
+
+    assert "Recent notifications" in html
+    assert "Olive Observer can now see your courses" in html
+    assert render_to_string("linking/_notifications.html", {"notifications": []}).strip() == ""
