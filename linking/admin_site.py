@@ -39,6 +39,12 @@ class ObserversAdminSite(admin.AdminSite):
         root_account = getattr(request, "root_account", None)
         return root_account is not None and is_account_member(user, root_account)
 
+    def get_app_list(self, request, app_label=None):
+        # The sign-in page lists no models: nobody who may not enter is asked about them.
+        if not self.has_permission(request):
+            return []
+        return super().get_app_list(request, app_label)
+
     def each_context(self, request):
         context = super().each_context(request)
         context["tenant"] = getattr(request, "root_account", None)

@@ -204,21 +204,20 @@ class PairingCodeAdmin(TenantScopedAdmin):
             {
                 "title": _("Pairing letters"),
                 "course": course,
-                "letters": [
-                    {
-                        "letter": letter,
-                        "qr": mark_safe(  # noqa: S308 - segno's own SVG markup
-                            qr_svg(f"{pair_url}?{urlencode({'code': letter.issued.plaintext})}")
-                        ),
-                        "url": pair_url,
-                    }
-                    for letter in letters
-                ],
+                "pair_url": pair_url,
+                "letters": [self._letter(letter, pair_url) for letter in letters],
             }
         )
         response = TemplateResponse(request, "admin/linking/pairingcode/letters.html", context)
         response["Cache-Control"] = "no-store"
         return response
+
+    @staticmethod
+    def _letter(letter, pair_url: str) -> dict:
+        code_url = f"{pair_url}?{urlencode({'code': letter.issued.plaintext})}"
+        # segno writes the SVG markup itself; nothing user-typed goes into it.
+        qr = mark_safe(qr_svg(code_url))  # noqa: S308
+        return {"letter": letter, "qr": qr, "code_url": code_url}
 
     def _csv_response(self, letters, filename: str) -> HttpResponse:
         buffer = io.StringIO()

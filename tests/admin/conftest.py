@@ -67,3 +67,32 @@ def enrolled_student(course_a, make_user, root_account):
         return student
 
     return make
+
+
+def changeform_data(response) -> dict:
+    """The POST data an admin change form would send back unchanged (main form and inlines)."""
+    data = {}
+
+    def put(form):
+        for name, field in form.fields.items():
+            value = form[name].value()
+            if value is None or value is False or field.disabled:
+                continue
+            if value is True:
+                value = "on"
+            data[form.add_prefix(name)] = value
+
+    put(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        put(formset.management_form)
+        for form in formset.forms:
+            put(form)
+    return data
+
+
+def run_action(client, changelist_url: str, action: str, objects, **extra):
+    return client.post(
+        changelist_url,
+        {"action": action, "_selected_action": [obj.pk for obj in objects], **extra},
+    )
