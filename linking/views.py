@@ -14,8 +14,10 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -27,6 +29,7 @@ from .models import (
     AuditSource,
     Enrollment,
     EnrollmentType,
+    Login,
     ObservationLink,
     PairingCode,
     User,
@@ -76,10 +79,33 @@ def _is_student(request) -> bool:
     return is_pairable_student(request.user, request.root_account)
 
 
+def school_member_required(view):
+    """Signed in, with a live login of *this* school.
+
+    A session made on another school's host (should a cookie ever be shared
+    between hosts) is ended rather than trusted here.
+    """
+
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        has_login = (
+            Login.objects.active()
+            .filter(user=request.user, root_account=request.root_account)
+            .exists()
+        )
+        if not has_login:
+            auth_logout(request)
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
 def observer_page(view):
     """Signed-in people who are not students of this school (parents, guardians, staff)."""
 
-    @login_required
+    @school_member_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if _is_student(request):
@@ -98,7 +124,7 @@ def observer_page(view):
 def student_page(view):
     """Signed-in students of this school."""
 
-    @login_required
+    @school_member_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if not _is_student(request):
@@ -127,7 +153,7 @@ class LogoutView(auth_views.LogoutView):
     pass
 
 
-@login_required
+@school_member_required
 @require_GET
 def home(request):
     if _is_student(request):

@@ -77,3 +77,19 @@ def test_anonymous_visitors_are_sent_to_sign_in(web, url):
     response = web.get(url)
     assert response.status_code == 302
     assert response["Location"] == f"/login/?next={url}"
+
+
+def test_session_of_another_school_is_not_trusted_here(root_account, other_root_account, make_user):
+    from tests.portal.conftest import BACKEND
+
+    outsider = make_user("Olga Other", other_root_account)
+    there = Client(HTTP_HOST=OTHER_HOST)
+    there.force_login(outsider, backend=BACKEND)
+    assert there.get("/").url == "/observing/"
+    # The same session cookie presented to this school's host.
+    here = Client(HTTP_HOST=HOST)
+    here.cookies = there.cookies
+    response = here.get("/observing/")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/observing/"
+    assert "_auth_user_id" not in here.session

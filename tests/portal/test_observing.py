@@ -218,3 +218,15 @@ def test_remove_requires_csrf_token(parent, student, root_account):
     assert strict.post(f"/observing/{link.pk}/remove/").status_code == 403
     link.refresh_from_db()
     assert link.workflow_state == "active"
+
+
+def test_bad_input_never_errors(signed_in, parent, student, root_account):
+    web = signed_in(parent)
+    assert web.get("/observing/99999999999999999999999/remove/").status_code == 404
+    assert web.post("/observing/add/", {"code": "x" * 5000}).status_code == 200
+    response = web.post("/observing/add/", {"code": "ÄÖÜ-💥\x00"})
+    assert response.status_code == 200
+    assert web.get("/pair?code=" + "Z" * 5000).status_code == 200
+    student_web = signed_in(student)
+    assert student_web.post("/pairing/codes/99999999999999999999999/revoke/").status_code == 404
+    assert not ObservationLink.objects.exists()
