@@ -362,22 +362,25 @@ class CourseAdmin(TenantScopedAdmin):
             super().save_formset(request, form, formset, change)
             return
         # Through the service, so the students' observers follow their enrollments.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for enrollment_form in formset.forms:
             if not enrollment_form.has_changed() or not enrollment_form.cleaned_data:
                 continue
             data = enrollment_form.cleaned_data
             if enrollment_form.instance.pk is None:
-                enrollment_services.enroll_user(
+                enrollment = enrollment_services.enroll_user(
                     user=data["user"],
                     course=form.instance,
                     type=data["type"],
                     workflow_state=data["workflow_state"],
                 )
+                formset.new_objects.append(enrollment)
             else:
-                current = Enrollment.objects.get(pk=enrollment_form.instance.pk)
-                enrollment_services.set_enrollment_state(
-                    enrollment=current, workflow_state=data["workflow_state"]
+                enrollment = enrollment_services.set_enrollment_state(
+                    enrollment=Enrollment.objects.get(pk=enrollment_form.instance.pk),
+                    workflow_state=data["workflow_state"],
                 )
+                formset.changed_objects.append((enrollment, ["workflow_state"]))
 
     @admin.action(description=_("Issue pairing codes for the selected course"))
     def issue_pairing_codes(self, request, queryset):
