@@ -21,7 +21,7 @@ other systems need to see every change.
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -104,14 +104,69 @@ def emails_suppressed() -> bool:
 def enqueue_for_event(event: AuditEvent) -> None:
     """Queue the e-mails and webhook deliveries an audit event causes.
 
-    Called inside the transaction that wrote the event. Events nobody is told
-    about (failed attempts, tokens, issued codes) cost no query.
+    Called by ``record_event`` inside the transaction that wrote the event.
+    Events nobody is told about (failed attempts, tokens, issued codes) cost
+    no query.
     """
-    if event.action not in webhooks.WEBHOOK_EVENTS or event.root_account_id is None:
+    enqueue_for_events([event])
+
+
+def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
+    """``enqueue_for_event`` for many saved events at once (bulk writers such as the SIS import).
+
+    Call it in the transaction that inserted the events, with instances that
+    have their primary keys. Related people, links and root accounts are
+    loaded in bulk, settings and endpoints once per root account.
+    """
+    relevant = [
+        event
+        for event in events
+        if event.action in webhooks.WEBHOOK_EVENTS and event.root_account_id is not None
+    ]
+    if not relevant:
         return
-    webhooks.queue_deliveries(event)
-    if not emails_suppressed():
-        _queue_emails(event)
+    _attach_related(relevant)
+    by_root: dict[int, tuple[NotificationSettings, list]] = {}
+    emails: list[EmailNotification] = []
+    deliveries: list[WebhookDelivery] = []
+    send_emails = not emails_suppressed()
+    for event in relevant:
+        if event.root_account_id not in by_root:
+            by_root[event.root_account_id] = (
+                settings_for(event.root_account),
+                webhooks.active_endpoints(event.root_account_id),
+            )
+        config, endpoints = by_root[event.root_account_id]
+        deliveries.extend(webhooks.plan_deliveries(event, endpoints))
+        if send_emails:
+            emails.extend(_plan_emails(event, config))
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
+    if emails:
+        EmailNotification.objects.bulk_create(emails, batch_size=1000)
+
+
+def _attach_related(events: list[AuditEvent]) -> None:
+    """Load the people, links and root accounts the events do not already hold, in bulk."""
+    for name, model in (
+        ("observer", User),
+        ("student", User),
+        ("link", ObservationLink),
+        ("root_account", Account),
+    ):
+        field = AuditEvent._meta.get_field(name)
+        missing = {
+            getattr(event, field.attname)
+            for event in events
+            if getattr(event, field.attname) is not None and not field.is_cached(event)
+        }
+        if not missing:
+            continue
+        found = model.objects.in_bulk(missing)
+        for event in events:
+            key = getattr(event, field.attname)
+            if key in found and not field.is_cached(event):
+                setattr(event, name, found[key])
 
 
 def settings_for(root_account: Account) -> NotificationSettings:
@@ -120,12 +175,11 @@ def settings_for(root_account: Account) -> NotificationSettings:
     return found or NotificationSettings(root_account=root_account)
 
 
-def _queue_emails(event: AuditEvent) -> None:
+def _plan_emails(event: AuditEvent, config: NotificationSettings) -> list[EmailNotification]:
     if event.action not in _NEW_LINK_ACTIONS and event.action != AuditAction.LINK_DELETED:
-        return
+        return []
     if event.observer is None or event.student is None:
-        return
-    config = settings_for(event.root_account)
+        return []
     wanted: list[tuple[str, User]] = []
     if event.action == AuditAction.LINK_DELETED:
         if config.notify_observer_of_removed_link:
@@ -144,12 +198,11 @@ def _queue_emails(event: AuditEvent) -> None:
             wanted.extend((Kind.NEW_OBSERVER_TO_OBSERVERS, link.observer) for link in others)
         if _link_source(event) in _STAFF_SOURCES and config.notify_observer_of_staff_link:
             wanted.append((Kind.STAFF_LINK_TO_OBSERVER, event.observer))
-    messages = [
+    return [
         _render(event, kind, recipient)
         for kind, recipient in wanted
         if recipient.email and recipient.workflow_state != User.State.DELETED
     ]
-    EmailNotification.objects.bulk_create(messages)
 
 
 def _link_source(event: AuditEvent) -> str:

@@ -65,22 +65,20 @@ def event_payload(event: AuditEvent) -> dict:
     }
 
 
-def queue_deliveries(event: AuditEvent) -> list[WebhookDelivery]:
-    """Queue one delivery per active endpoint of the event's root account subscribed to it."""
-    if event.action not in WEBHOOK_EVENTS or event.root_account_id is None:
+def active_endpoints(root_account_id: int) -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.filter(root_account_id=root_account_id, is_active=True))
+
+
+def plan_deliveries(event: AuditEvent, endpoints: list[WebhookEndpoint]) -> list[WebhookDelivery]:
+    """Unsaved deliveries of an event to each of ``endpoints`` subscribed to its type."""
+    if event.action not in WEBHOOK_EVENTS:
         return []
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(
-            root_account_id=event.root_account_id, is_active=True
-        )
-        if event.action in (endpoint.events or [])
-    ]
-    if not endpoints:
+    subscribed = [endpoint for endpoint in endpoints if event.action in (endpoint.events or [])]
+    if not subscribed:
         return []
     body = json.dumps(event_payload(event), separators=(",", ":"), sort_keys=True)
     now = timezone.now()
-    return WebhookDelivery.objects.bulk_create(
+    return [
         WebhookDelivery(
             endpoint=endpoint,
             event=event,
@@ -89,8 +87,8 @@ def queue_deliveries(event: AuditEvent) -> list[WebhookDelivery]:
             created_at=now,
             next_attempt_at=now,
         )
-        for endpoint in endpoints
-    )
+        for endpoint in subscribed
+    ]
 
 
 def sign(*, secret: str, timestamp: int, body: str) -> str:
