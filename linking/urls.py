@@ -1,5 +1,6 @@
 """Parent and student pages."""
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
@@ -8,7 +9,7 @@ app_name = "linking"
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("pair", views.pair, name="pair"),
     path("observing/", views.observing, name="observing"),

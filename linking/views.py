@@ -149,10 +149,6 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
-class LogoutView(auth_views.LogoutView):
-    pass
-
-
 @school_member_required
 @require_GET
 def home(request):
