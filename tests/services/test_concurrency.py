@@ -1,0 +1,63 @@
+"""Concurrent redemptions of one pairing code: exactly one link, exactly one success."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from linking.models import AuditAction, AuditEvent, ObservationLink, PairingCode
+from linking.services import enrollments, pairing
+from linking.services.context import Actor
+from linking.services.errors import InvalidPairingCode
+from tests import factories
+
+THREADS = 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_threads_redeeming_one_code_make_exactly_one_link(make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
+    root_account = factories.RootAccountFactory(domain="race.test")
+    student = make_user("Child Smith", root_account)
+    enrollments.enroll_user(
+        user=student, course=factories.CourseFactory(account=root_account), type="student"
+    )
+    issued = pairing.issue_pairing_code(
+        student=student, root_account=root_account, actor=Actor.system()
+    )
+    parents = [make_user(f"Parent {i}", root_account) for i in range(THREADS)]
+
+    barrier = threading.Barrier(THREADS)
+    successes, refusals, unexpected = [], [], []
+
+    def attempt(parent):
+        try:
+            barrier.wait(timeout=10)
+            pairing.redeem_pairing_code(
+                code=issued.plaintext,
+                observer=parent,
+                root_account=root_account,
+                actor=Actor(user=parent, source="api", ip_address=f"10.0.0.{parent.pk % 250}"),
+            )
+            successes.append(parent.pk)
+        except InvalidPairingCode:
+            refusals.append(parent.pk)
+        except Exception as error:  # reported by the assertion below
+            unexpected.append(repr(error))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(p,)) for p in parents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert unexpected == []
+    assert len(successes) == 1 and len(refusals) == THREADS - 1
+    links = ObservationLink.objects.filter(student=student)
+    assert links.count() == 1 and links.get().observer_id == successes[0]
+    code = PairingCode.objects.get(pk=issued.pairing_code.pk)
+    assert code.workflow_state == "redeemed" and code.redeemed_by_id == successes[0]
+    assert AuditEvent.objects.filter(action=AuditAction.CODE_REDEEMED).count() == 1
