@@ -7,6 +7,7 @@ an explicit host list.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -88,6 +89,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -179,6 +181,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# WhiteNoise serves the CSS and the API docs' assets from the app's own
+# finders, so neither `make run` nor gunicorn needs a separate static server.
+WHITENOISE_USE_FINDERS = True
+# Without `collectstatic` STATIC_ROOT does not exist; the finders cover it.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
