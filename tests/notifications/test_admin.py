@@ -142,3 +142,21 @@ def test_another_schools_staff_cannot_see_the_endpoint_or_its_deliveries(
     assert retry.status_code in (200, 302)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 6)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "notificationsettings",
+        "emailnotification",
+        "webhookendpoint",
+        "webhookdelivery",
+        "unrecognisedlinkreport",
+    ],
+)
+def test_every_notification_admin_list_opens(client, school_staff, model):
+    client.force_login(school_staff)
+
+    response = client.get(reverse(f"admin:linking_{model}_changelist"), HTTP_HOST="default.test")
+
+    assert response.status_code == 200
