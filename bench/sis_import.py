@@ -189,7 +189,7 @@ def timed_import(root_account, path: Path, label: str) -> dict:
     print(
         f"{label:<18} {rows:>8} rows  {elapsed:7.2f} s  {result['rows_per_s']:>7} rows/s  "
         f"(this process's CPU {cpu:.2f} s)  "
-        f"{counter.count:>6} queries  errors {report.error_count}  "
+        f"{counter.count:>6} queries (COPY not counted)  errors {report.error_count}  "
         f"peak RSS {result['peak_rss_mb']} MB  {result['counts']}",
         flush=True,
     )

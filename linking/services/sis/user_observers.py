@@ -208,7 +208,7 @@ _AUDIT_COLUMNS = (
 
 
 def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT database-ready rows with one executemany.
+    """INSERT database-ready rows, many per statement.
 
     bulk_create prepares every field of every object in Python; at five
     observer enrollments and one audit event per link that is most of an
@@ -219,11 +219,24 @@ def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     names = ", ".join(quote(model._meta.get_field(column).column) for column in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
-    # Table and column names come from the model's metadata, never from input.
-    sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
+    if connection.vendor == "postgresql":
+        # COPY skips per-statement parsing and planning: about twice as fast as VALUES lists.
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    max_params = connection.features.max_query_params or 60000
+    per_statement = max(1, min(1000, max_params // len(columns)))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            # Table and column names come from the model's metadata, never from input.
+            sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row_sql] * len(batch))  # noqa: S608
+            cursor.execute(sql, [value for row in batch for value in row])
 
 
 def _db_datetime(value):
