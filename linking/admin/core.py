@@ -37,6 +37,7 @@ from ..services import tokens as token_services
 from ..services.errors import LinkingError
 from . import audit, pairing  # noqa: F401  (registers their admins)
 from .tenancy import (
+    PersonSearchMixin,
     ReadOnlyTabularInline,
     TenantScopedAdmin,
     TenantScopedTabularInline,
@@ -123,16 +124,11 @@ class UserAddForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(TenantScopedAdmin):
+class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
     list_display = ["name", "email", "workflow_state", "is_staff", "created_at"]
     list_filter = ["workflow_state", "is_staff"]
-    search_fields = [
-        "name",
-        "sortable_name",
-        "email",
-        "logins__unique_id",
-        "logins__sis_user_id",
-    ]
+    # Autocomplete needs search_fields; PersonSearchMixin does the actual (tenant-aware) search.
+    search_fields = ["name", "sortable_name", "email"]
     fields = [
         "name",
         "sortable_name",
@@ -148,11 +144,6 @@ class UserAdmin(TenantScopedAdmin):
 
     def scope_queryset(self, queryset, root_account):
         return queryset.filter(pk__in=tenant_users(root_account).values("pk"))
-
-    def get_search_results(self, request, queryset, search_term):
-        queryset, _may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        # Searching across logins joins rows; pk__in keeps one row per person.
-        return User.objects.filter(pk__in=queryset.values("pk")), False
 
     def get_readonly_fields(self, request, obj=None):
         return [] if request.user.is_superuser else ["is_superuser"]
@@ -428,15 +419,12 @@ class LinkAuditInline(ReadOnlyTabularInline):
 
 
 @admin.register(ObservationLink)
-class ObservationLinkAdmin(TenantScopedAdmin):
+class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
     list_display = ["observer", "student", "root_account", "workflow_state", "source", "created_at"]
     list_select_related = ["observer", "student", "root_account"]
     list_filter = ["workflow_state", "source", "created_at"]
-    search_fields = [
-        f"{person}__{field}"
-        for person in ("observer", "student")
-        for field in ("name", "email", "logins__unique_id", "logins__sis_user_id")
-    ]
+    search_fields = ["observer__name", "student__name"]
+    person_paths = ("observer", "student")
     autocomplete_fields = ["observer", "student"]
     date_hierarchy = "created_at"
     actions = ["remove_links", "restore_links"]

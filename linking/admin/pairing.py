@@ -21,7 +21,7 @@ from ..request_context import actor_from_request
 from ..services import pairing as pairing_services
 from ..services import staff as staff_services
 from ..services.errors import LinkingError
-from .tenancy import TenantScopedAdmin
+from .tenancy import PersonSearchMixin, TenantScopedAdmin
 
 OUTPUT_LETTERS = "letters"
 OUTPUT_CSV = "csv"
@@ -80,7 +80,7 @@ def csv_filename(name: str) -> str:
 
 
 @admin.register(PairingCode)
-class PairingCodeAdmin(TenantScopedAdmin):
+class PairingCodeAdmin(PersonSearchMixin, TenantScopedAdmin):
     list_display = [
         "student",
         "state_display",
@@ -92,12 +92,8 @@ class PairingCodeAdmin(TenantScopedAdmin):
     ]
     list_select_related = ["student", "issued_by", "redeemed_by", "root_account"]
     list_filter = [PairingStateFilter, "created_at"]
-    search_fields = [
-        "student__name",
-        "student__email",
-        "student__logins__unique_id",
-        "student__logins__sis_user_id",
-    ]
+    search_fields = ["student__name"]
+    person_paths = ("student",)
     fields = [
         "student",
         "root_account",
@@ -121,10 +117,6 @@ class PairingCodeAdmin(TenantScopedAdmin):
         return (
             ["root_account", *self.list_filter] if request.user.is_superuser else self.list_filter
         )
-
-    def get_search_results(self, request, queryset, search_term):
-        queryset, _duplicates = super().get_search_results(request, queryset, search_term)
-        return PairingCode.objects.filter(pk__in=queryset.values("pk")), False
 
     def has_add_permission(self, request):
         return False

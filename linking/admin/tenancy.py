@@ -34,6 +34,42 @@ def tenant_users(root_account: Account):
     )
 
 
+def people_matching(term: str, root_account: Account | None):
+    """Users whose name or e-mail contains ``term``, or whose login id or SIS id in the
+    tenant does (in any root account for a site superuser).
+
+    Logins of other schools are never searched for a school's staff, so a search
+    cannot reveal what someone is called elsewhere.
+    """
+    logins = Login.objects.filter(
+        Q(unique_id__icontains=term) | Q(sis_user_id__icontains=term)
+    ).exclude(workflow_state=Login.State.DELETED)
+    if root_account is not None:
+        logins = logins.filter(root_account=root_account)
+    return User.objects.filter(
+        Q(name__icontains=term)
+        | Q(sortable_name__icontains=term)
+        | Q(email__icontains=term)
+        | Q(pk__in=logins.values("user_id"))
+    )
+
+
+class PersonSearchMixin:
+    """Search by a person's name, e-mail, login id or SIS id through ``person_paths``."""
+
+    person_paths: tuple[str, ...] = ("pk",)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        people = people_matching(term, admin_tenant(request)).values("pk")
+        condition = Q()
+        for path in self.person_paths:
+            condition |= Q(**{f"{path}__in": people})
+        return queryset.filter(condition), False
+
+
 class TenantScopedMixin:
     """Confines a ModelAdmin or inline to the request's tenant. Hard delete is off by default."""
 

@@ -214,3 +214,15 @@ def test_autocomplete_offers_only_this_schools_people(admin_a, admin_b, family):
     found_a = admin_a.get(url, params).json()["results"]
     assert [row["text"] for row in found_a] == ["Pat Parent"]
     assert admin_b.get(url, params).json()["results"] == []
+
+
+def test_search_never_matches_another_schools_login_ids(admin_a, family, other_root_account):
+    parent = family[0]
+    factories.LoginFactory(
+        user=parent, root_account=other_root_account, unique_id="secret-elsewhere"
+    )
+    assert admin_a.get(LIST, {"q": "secret-elsewhere"}).context["cl"].result_count == 0
+    assert (
+        admin_a.get("/admin/linking/user/", {"q": "secret-elsewhere"}).context["cl"].result_count
+        == 0
+    )

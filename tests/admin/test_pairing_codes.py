@@ -184,3 +184,9 @@ def test_non_staff_cannot_reach_the_issue_page(course_a, class_of_three):
     assert response.status_code == 302
     assert not PairingCode.objects.exists()
     assert factories  # factories import used by other modules' fixtures
+
+
+def test_search_codes_by_student_sis_id(admin_a, class_of_three, root_account):
+    issue_pairing_code(student=class_of_three[1], root_account=root_account, actor=Actor.system())
+    found = admin_a.get(LIST, {"q": "S-2"}).context["cl"].result_list
+    assert [code.student for code in found] == [class_of_three[1]]
