@@ -36,6 +36,7 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
+from .services import notifications
 from .services import pairing as pairing_service
 from .services import registration
 from .services.errors import (
@@ -263,7 +264,11 @@ def observing(request):
     return render(
         request,
         "linking/observing.html",
-        {"students": students, "form": AddStudentForm()},
+        {
+            "students": students,
+            "form": AddStudentForm(),
+            "recent_notifications": notifications.recent_for(request.user, request.root_account),
+        },
     )
 
 
@@ -374,6 +379,7 @@ def pairing(request):
             "codes": codes,
             "observers": observers,
             "codes_enabled": request.root_account.pairing_codes_enabled,
+            "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
     )
 

@@ -185,7 +185,7 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # finders, so neither `make run` nor gunicorn needs a separate static server.
 WHITENOISE_USE_FINDERS = True
 # Without `collectstatic` STATIC_ROOT does not exist; the finders cover it.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
