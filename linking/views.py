@@ -36,9 +36,8 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
-from .services import notifications
+from .services import notifications, registration
 from .services import pairing as pairing_service
-from .services import registration
 from .services.errors import (
     FeatureDisabled,
     LinkingError,
