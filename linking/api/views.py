@@ -10,16 +10,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from linking.models import AuditSource, LinkSource
+from linking.models import AuditSource
 from linking.request_context import actor_from_request
 from linking.services import observees as observee_queries
-from linking.services.credentials import find_student_by_credentials
-from linking.services.errors import NotFound, NothingToLink, UnknownObservee
-from linking.services.links import link_to_common_root_accounts
-from linking.services.pairing import issue_pairing_code, redeem_pairing_code
+from linking.services.errors import NotFound
+from linking.services.pairing import issue_pairing_code
 from linking.services.permissions import associated_root_account_ids, authorize_target_user
 from linking.services.resolution import resolve_root_account_param, resolve_user
-from linking.services.tokens import authenticate_access_token
 
 from . import serializers as s
 from .pagination import link_header, page_request
@@ -181,47 +178,16 @@ class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
             param(request, "root_account_id"), domain_root_account=request.root_account
         )
         observer = self.resolve(user_id)
-        scope = associated_root_account_ids(observer)
-        if narrowing != "all":
-            scope &= {narrowing.pk}
-        admin_ids = self.authorize_target(observer, scope)
-        actor = self.actor()
-        if access_token:
-            token = authenticate_access_token(access_token)
-            if token is None:
-                raise UnknownObservee()
-            student = token.user
-            link_to_common_root_accounts(
-                observer=observer,
-                student=student,
-                narrowing=narrowing,
-                actor=actor,
-                source=LinkSource.ACCESS_TOKEN,
-            )
-        elif pairing_code:
-            student, _links = redeem_pairing_code(
-                code=pairing_code,
-                observer=observer,
-                root_account=request.root_account,
-                actor=actor,
-                link_root_accounts=narrowing,
-            )
-        elif unique_id:
-            student = find_student_by_credentials(
-                unique_id=unique_id,
-                password=password or "",
-                root_account=request.root_account,
-                actor=actor,
-            )
-            link_to_common_root_accounts(
-                observer=observer,
-                student=student,
-                narrowing=narrowing,
-                actor=actor,
-                source=LinkSource.CREDENTIALS,
-            )
-        else:
-            raise NothingToLink()
+        student, admin_ids = observee_queries.add_observee(
+            observer=observer,
+            root_account=request.root_account,
+            narrowing=narrowing,
+            actor=self.actor(),
+            access_token=access_token,
+            pairing_code=pairing_code,
+            unique_id=unique_id,
+            password=password,
+        )
         return Response(
             self.pair_json(
                 observer=observer, student=student, shown=student, admin_root_account_ids=admin_ids
@@ -370,9 +336,6 @@ class UnknownEndpointView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     schema = None
-
-    def dispatch(self, request, *args, **kwargs):
-        return super().dispatch(request, *args, **kwargs)
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         raise NotFound()

@@ -25,14 +25,17 @@ from ..models import (
     User,
 )
 from .context import Actor
-from .errors import NotAuthorized, NotFound
-from .links import link_observer_on_accounts, unlink_observer
+from .credentials import find_student_by_credentials
+from .errors import NotAuthorized, NotFound, NothingToLink, UnknownObservee
+from .links import link_observer_on_accounts, link_to_common_root_accounts, unlink_observer
+from .pairing import redeem_pairing_code
 from .permissions import (
     associated_root_account_ids,
     authorize_target_user,
     common_root_account_ids,
     root_accounts_with_permission,
 )
+from .tokens import authenticate_access_token
 
 OBSERVEES = "observees"
 OBSERVERS = "observers"
@@ -171,6 +174,68 @@ def authorize_user_read(*, caller: User, target: User) -> None:
     authorize_target_user(
         caller=caller, target=target, root_account_ids=associated_root_account_ids(target)
     )
+
+
+def add_observee(
+    *,
+    observer: User,
+    root_account: Account,
+    narrowing: Account | str,
+    actor: Actor,
+    access_token: str | None = None,
+    pairing_code: str | None = None,
+    unique_id: str | None = None,
+    password: str | None = None,
+) -> tuple[User, set[int] | None]:
+    """Canvas's ``POST observees``: link the observer to a student named one of three ways.
+
+    Order (canvas-behaviour.md §2.3): the acting user must be the observer or
+    hold ``manage_user_observers`` on one of the observer's root accounts in
+    scope (``narrowing``: one root account or ``"all"``) - NotFound /
+    NotAuthorized. Then a student ``access_token`` wins (unknown ->
+    UnknownObservee), else ``pairing_code`` (redeem_pairing_code's errors),
+    else ``unique_id``/``password`` in ``root_account`` (find_student_by_credentials's
+    errors); none given -> NothingToLink. Linking raises CannotObserveSelf,
+    NoCommonRootAccount or NotAuthorized before anything is written.
+
+    Returns the student and the admin's root accounts (None when the
+    observer acts for themself). Not one transaction: failed attempts must
+    stay counted and audited; each linking service is atomic itself.
+    """
+    admin_root_account_ids = None
+    if actor.user is None or actor.user.pk != observer.pk:
+        scope = associated_root_account_ids(observer)
+        if narrowing != "all":
+            scope &= {narrowing.pk}
+        admin_root_account_ids = authorize_target_user(
+            caller=actor.user, target=observer, root_account_ids=scope
+        )
+    if access_token:
+        token = authenticate_access_token(access_token)
+        if token is None:
+            raise UnknownObservee()
+        student = token.user
+        source = LinkSource.ACCESS_TOKEN
+    elif pairing_code:
+        student, _links = redeem_pairing_code(
+            code=pairing_code,
+            observer=observer,
+            root_account=root_account,
+            actor=actor,
+            link_root_accounts=narrowing,
+        )
+        return student, admin_root_account_ids
+    elif unique_id:
+        student = find_student_by_credentials(
+            unique_id=unique_id, password=password or "", root_account=root_account, actor=actor
+        )
+        source = LinkSource.CREDENTIALS
+    else:
+        raise NothingToLink()
+    link_to_common_root_accounts(
+        observer=observer, student=student, narrowing=narrowing, actor=actor, source=source
+    )
+    return student, admin_root_account_ids
 
 
 @transaction.atomic
