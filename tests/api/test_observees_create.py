@@ -314,3 +314,28 @@ def test_repeated_failures_are_rate_limited(api, parent, student, settings):
     assert int(response["Retry-After"]) >= 1
     assert error_message(response)
     assert linked_student_ids(parent) == []
+
+
+def test_credential_linking_switched_off_is_401(api, parent, student, default_account):
+    default_account.credential_linking_allowed = False
+    default_account.save()
+    assert_unauthorized(api(parent).post("/api/v1/users/self/observees", credentials(student)))
+    assert linked_student_ids(parent) == []
+
+
+def test_pairing_code_failures_are_rate_limited_per_address(
+    api, make_user, default_account, enrolled_student, settings
+):
+    """Failures count per client address too, so switching accounts does not reset them."""
+    settings.OBSERVERS_RATE_LIMIT_FAILURES = 2
+    code = code_for(enrolled_student, default_account)
+    for name in ("First Guesser", "Second Guesser"):
+        guesser = make_user(name, default_account)
+        response = api(guesser).post("/api/v1/users/self/observees", {"pairing_code": "ZZZZ-ZZZZ"})
+        assert response.status_code == 422
+    late = make_user("Third Guesser", default_account)
+    response = api(late).post("/api/v1/users/self/observees", {"pairing_code": code})
+    assert response.status_code == 429
+    assert response["Retry-After"].isdigit()
+    assert PairingCode.objects.get().workflow_state == "active"
+    assert linked_student_ids(late) == []
