@@ -36,7 +36,8 @@ def find_student_by_credentials(
         check_password(password or "", _DUMMY_HASH)
         _failed(actor, root_account, "unknown_login")
         raise UnknownObservee()
-    if not login.password or not login.check_password(password or ""):
+    # An empty password never matches, whatever hash the login holds.
+    if not password or not login.password or not login.check_password(password):
         _failed(actor, root_account, "wrong_password")
         raise InvalidCredentials()
     return login.user
