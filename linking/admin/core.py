@@ -39,6 +39,7 @@ from . import audit, pairing  # noqa: F401  (registers their admins)
 from .tenancy import (
     PersonSearchMixin,
     ReadOnlyTabularInline,
+    SafeAutocompleteSelect,
     TenantScopedAdmin,
     TenantScopedTabularInline,
     admin_tenant,
@@ -145,8 +146,23 @@ class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
     def scope_queryset(self, queryset, root_account):
         return queryset.filter(pk__in=tenant_users(root_account).values("pk"))
 
+    actions = ["delete_users"]
+
     def get_readonly_fields(self, request, obj=None):
-        return [] if request.user.is_superuser else ["is_superuser"]
+        # Deleting goes through the action (links and enrollments end with the user).
+        readonly = ["workflow_state"]
+        return readonly if request.user.is_superuser else [*readonly, "is_superuser"]
+
+    @admin.action(description=_("Delete the selected users (their links and enrollments end)"))
+    def delete_users(self, request, queryset):
+        actor = actor_from_request(request, AuditSource.ADMIN)
+        people = list(
+            queryset.exclude(workflow_state=User.State.DELETED).exclude(pk=request.user.pk)
+        )
+        for person in people:
+            link_services.delete_user(user=person, actor=actor)
+        count = len(people)
+        self.message_user(request, ngettext("Deleted %d user.", "Deleted %d users.", count) % count)
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -571,7 +587,7 @@ class AccessTokenAdmin(TenantScopedAdmin):
             raise PermissionDenied
         users = self.admin_site._registry[User].get_queryset(request)
         form = IssueTokenForm(request.POST or None)
-        form.fields["user"].widget = admin.widgets.AutocompleteSelect(
+        form.fields["user"].widget = SafeAutocompleteSelect(
             AccessToken._meta.get_field("user"), self.admin_site
         )
         form.fields["user"].queryset = users

@@ -21,7 +21,7 @@ from ..request_context import actor_from_request
 from ..services import pairing as pairing_services
 from ..services import staff as staff_services
 from ..services.errors import LinkingError
-from .tenancy import PersonSearchMixin, TenantScopedAdmin
+from .tenancy import PersonSearchMixin, SafeAutocompleteSelect, TenantScopedAdmin
 
 OUTPUT_LETTERS = "letters"
 OUTPUT_CSV = "csv"
@@ -148,7 +148,7 @@ class PairingCodeAdmin(PersonSearchMixin, TenantScopedAdmin):
 
     def _issue_form(self, request):
         form = IssueCodesForm(request.POST or None, initial={"course": request.GET.get("course")})
-        form.fields["student"].widget = admin.widgets.AutocompleteSelect(
+        form.fields["student"].widget = SafeAutocompleteSelect(
             PairingCode._meta.get_field("student"), self.admin_site
         )
         # Assigned after the widget so the widget gets the (tenant-scoped) choices.

@@ -10,6 +10,8 @@ object permissions; an object outside the tenant answers 404.
 """
 
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import Http404
 
@@ -32,6 +34,25 @@ def tenant_users(root_account: Account):
         Q(pk__in=Login.objects.filter(root_account=root_account).values("user_id"))
         | Q(pk__in=Enrollment.objects.filter(root_account=root_account).values("user_id"))
     )
+
+
+class SafeAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget, minus its 500 when a posted id is not an id at all.
+
+    Re-rendering a form after a bad value (``observer=abc``) would make the
+    stock widget look the value up and crash; such values are simply not shown.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        pk_field = self.field.remote_field.model._meta.pk
+        valid = []
+        for item in value:
+            try:
+                pk_field.to_python(item)
+            except ValidationError:
+                continue
+            valid.append(item)
+        return super().optgroups(name, valid, attr)
 
 
 def people_matching(term: str, root_account: Account | None):
@@ -106,6 +127,14 @@ class TenantScopedMixin:
             # A model without a tenant-aware admin offers no choices to a school's staff.
             return queryset.none()
         return queryset
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs.setdefault(
+                "widget",
+                SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using")),
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)

@@ -308,3 +308,50 @@ def test_course_role_overrides_are_scoped(admin_a, admin_b, root_account):
     assert list(admin_a.get(url).context["cl"].result_list) == [override]
     assert admin_b.get(url).context["cl"].result_count == 0
     assert Account.objects.filter(pk=sub.pk).exists()
+
+
+def test_delete_users_action_ends_their_links(admin_a, linked_parent, staff_a):
+    from linking.models import ObservationLink
+
+    response = admin_a.post(
+        USERS,
+        {"action": "delete_users", "_selected_action": [linked_parent.pk, staff_a.pk]},
+    )
+    assert response.status_code == 302
+    linked_parent.refresh_from_db()
+    staff_a.refresh_from_db()
+    assert linked_parent.workflow_state == User.State.DELETED
+    assert staff_a.workflow_state != User.State.DELETED  # nobody deletes themself
+    link = ObservationLink.objects.get(observer=linked_parent)
+    assert link.workflow_state == ObservationLink.State.DELETED
+    assert (
+        not Enrollment.objects.filter(user=linked_parent)
+        .exclude(workflow_state=EnrollmentState.DELETED)
+        .exists()
+    )
+
+
+def test_other_school_cannot_delete_a_user(admin_b, linked_parent):
+    admin_b.post(USERS, {"action": "delete_users", "_selected_action": [linked_parent.pk]})
+    linked_parent.refresh_from_db()
+    assert linked_parent.workflow_state != User.State.DELETED
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/admin/linking/observationlink/add/", {"observer": "x", "student": "1e9"}),
+        ("/admin/linking/pairingcode/issue/", {"course": "abc", "output": "nope"}),
+        ("/admin/linking/pairingcode/issue/", {"student": "99999999", "output": "csv"}),
+        ("/admin/linking/accesstoken/add/", {"user": "'; drop", "expires_at": "x"}),
+        ("/admin/linking/user/add/", {"name": "", "login_id": "x" * 300}),
+    ],
+)
+def test_bad_input_is_a_form_error_not_a_500(admin_a, url, data):
+    response = admin_a.post(url, data)
+    assert response.status_code == 200
+
+
+def test_bad_ids_in_urls_are_404(admin_a):
+    assert admin_a.get("/admin/linking/observationlink/abc/change/").status_code in (302, 404)
+    assert admin_a.get("/admin/linking/pairingcode/issue/", {"course": "abc"}).status_code == 200
