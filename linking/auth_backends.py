@@ -19,7 +19,7 @@ class LoginBackend(BaseBackend):
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         root_account = getattr(request, "root_account", None) if request is not None else None
-        if root_account is None or not username or password is None:
+        if root_account is None or not username or not password:
             return None
         login = (
             Login.objects.active()
