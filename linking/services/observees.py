@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q, Window
 from django.db.models.functions import Lower
 
 from ..models import (
@@ -49,23 +49,35 @@ class LinkedUsersPage:
     link_root_account_ids: dict[int, list[int]]
 
 
+# No one has this many links; keeps OFFSET inside a 64-bit integer for any ``page``.
+_MAX_OFFSET = 10**15
+
+
 def linked_users_page(*, user: User, direction: str, offset: int, limit: int) -> LinkedUsersPage:
-    """One page of the distinct users linked to ``user`` by active links, in three queries.
+    """One page of the distinct users linked to ``user`` by active links, in two queries.
 
     ``direction`` is ``observees`` (``user`` is the observer) or ``observers``
     (``user`` is the student). Ordered by sortable name (case-insensitive),
-    then id, as Canvas orders the lists.
+    then id, as Canvas orders the lists. The total comes with the page (a
+    window count); only a page past the end needs a separate count.
     """
     mine, theirs = ("observer", "student") if direction == OBSERVEES else ("student", "observer")
     links = ObservationLink.objects.active().filter(**{mine: user})
     users = User.objects.live().filter(pk__in=links.values(f"{theirs}_id"))
-    total = users.count()
-    offset = min(offset, total)  # a page past the end is empty, never an offset overflow
+    offset = min(offset, _MAX_OFFSET)
     page = list(
-        users.order_by(Lower("sortable_name"), "id").only(
-            "id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at"
-        )[offset : offset + limit]
+        users.annotate(total=Window(Count("id")))
+        .order_by(Lower("sortable_name"), "id")
+        .only("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")[
+            offset : offset + limit
+        ]
     )
+    if page:
+        total = page[0].total
+    elif offset:
+        total = users.count()
+    else:
+        total = 0
     return LinkedUsersPage(
         total=total,
         users=page,
@@ -125,9 +137,13 @@ def sis_visibility(*, caller: User, root_account: Account) -> SisVisibility:
     ``read_sis`` shows ``sis_user_id`` and ``integration_id``;
     ``view_user_logins`` shows ``login_id``. Only roles held on the root
     account itself count; a parent listing their children sees neither.
+    Account roles are only ever held by staff users (make_account_admin
+    marks them), so other callers cost no query.
     """
     if caller.is_superuser:
         return SisVisibility(sis_ids=True, login_ids=True)
+    if not caller.is_staff:
+        return SisVisibility()
     rows = AccountAdmin.objects.filter(
         user=caller,
         account=root_account,
