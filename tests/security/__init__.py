@@ -1,0 +1,1 @@
+"""Security tests: rate limits across workers, secrets, tenant isolation, fuzzing."""
