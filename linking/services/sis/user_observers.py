@@ -283,9 +283,11 @@ def _mirror(ctx: ImportContext, links: list[ObservationLink]) -> None:
         return
     existing: dict[tuple[int, int], dict[int, tuple[str, object]]] = {}
     # No course filter: it lures SQLite's planner onto the course index.
-    for observer_id, student_id, course_id, state, start_at in Enrollment.objects.filter(
-        associated_user_id__in=student_ids, user_id__in=observer_ids
-    ).values_list("user_id", "associated_user_id", "course_id", "workflow_state", "start_at"):
+    for observer_id, student_id, course_id, state, start_at in (
+        Enrollment.objects.filter(associated_user_id__in=student_ids, user_id__in=observer_ids)
+        .order_by()
+        .values_list("user_id", "associated_user_id", "course_id", "workflow_state", "start_at")
+    ):
         existing.setdefault((observer_id, student_id), {})[course_id] = (state, start_at)
     to_create: list[tuple] = []
     now = _db_datetime(timezone.now())
