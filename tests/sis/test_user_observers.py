@@ -246,3 +246,30 @@ def test_create_and_delete_in_one_file(run_import, sis_dir, sis_users, root_acco
     assert list(
         AuditEvent.objects.filter(link=link).order_by("id").values_list("action", flat=True)
     ) == [AuditAction.LINK_CREATED, AuditAction.LINK_DELETED]
+
+
+def test_query_count_does_not_grow_with_rows(run_import, sis_dir, make_user, root_account):
+    """Batch queries per chunk, not per row: 5 and 60 rows cost about the same queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def links_file(name, count):
+        rows = []
+        for n in range(count):
+            student = make_user(f"{name} S{n}", root_account, sis_user_id=f"{name}S{n}")
+            make_user(f"{name} O{n}", root_account, sis_user_id=f"{name}O{n}")
+            _student_in_courses(student, root_account, count=2)
+            rows.append(f"{name}O{n},{name}S{n},active\n")
+        return sis_dir(f"{name}.csv", HEADER + "".join(rows))
+
+    small, large = links_file("small", 5), links_file("large", 60)
+
+    with CaptureQueriesContext(connection) as small_queries:
+        run_import(small)
+    with CaptureQueriesContext(connection) as large_queries:
+        run_import(large)
+
+    # Equal, give or take a split multi-row INSERT (SQLite caps the parameters per statement).
+    assert len(small_queries) <= len(large_queries) <= len(small_queries) + 2
+    assert ObservationLink.objects.active().count() == 65
+    assert Enrollment.objects.filter(type=EnrollmentType.OBSERVER).count() == 130
