@@ -18,7 +18,12 @@ from linking.models import (
 )
 from linking.services.context import Actor
 from linking.services.enrollments import MIRRORED_STATES
-from linking.services.pairing import find_redeemable_code, redeem_pairing_code
+from linking.services.pairing import (
+    find_redeemable_code,
+    hash_code,
+    normalize_code,
+    redeem_pairing_code,
+)
 from linking.services.tokens import authenticate_access_token
 
 
@@ -29,7 +34,7 @@ def generated(db, tmp_path):
         "generate_load_data",
         users=400,
         links=200,
-        codes=60,
+        codes=400,
         courses=6,
         domain="gen.test",
         output=str(output),
@@ -84,9 +89,15 @@ def test_observer_enrollments_mirror_links(generated):
 
 def test_codes_expire_and_redeem_once(generated):
     root = Account.objects.get(domain="gen.test")
-    assert PairingCode.objects.count() == 60
-    assert PairingCode.objects.expired().count() == 12
-    assert len(generated["redeem"]) == 48
+    assert PairingCode.objects.count() == 400
+    assert PairingCode.objects.expired().count() == 80
+    assert len(generated["redeem"]) == 320
+    # No redeemer gets two codes of one student: every redemption makes a new link.
+    student_of = dict(PairingCode.objects.values_list("code_hash", "student_id"))
+    pairs = [
+        (index, student_of[hash_code(normalize_code(code))]) for index, code in generated["redeem"]
+    ]
+    assert len(set(pairs)) == len(pairs)
     redeemer_index, code = generated["redeem"][0]
     redeemer = User.objects.get(pk=generated["users"]["redeemers"][redeemer_index])
     actor = Actor(user=redeemer)

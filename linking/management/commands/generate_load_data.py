@@ -12,7 +12,7 @@ a login and an avatar url for everyone, and a few API tokens.
 
 It also creates the benchmark personas: a parent with two children, an observer
 of 100 students, a student who issues codes, a student whose observers are
-listed, an account admin, five "redeemer" parents and twenty parents without
+listed, an account admin, fifty "redeemer" parents and twenty parents without
 links (targets for PUT). Token and code plaintexts are written to ``--output``
 (JSON) for the load run.
 
@@ -58,7 +58,7 @@ PERSONA_LINKS = 102  # observer of 100 + parent of 2
 PERSONA_STUDENTS = (
     103  # 0-99 observed by the observer of 100, 100-101 the two children, 102 issues codes
 )
-REDEEMERS = 5
+REDEEMERS = 50
 FRESH_PARENTS = 20
 EXTRA_USERS = 3 + REDEEMERS + FRESH_PARENTS  # parent2, observer100, admin, redeemers, fresh
 MAX_ACTIVE_CODES = 5
@@ -376,7 +376,7 @@ class Command(BaseCommand):
                 s = PERSONA_STUDENTS + i % span
                 expired = i % 5 == 4
                 if not expired:
-                    redeem.append([(i // span) % REDEEMERS, format_code(plain)])
+                    redeem.append([(i % span + i // span) % REDEEMERS, format_code(plain)])
                 yield (first_code + i, student_id[s], root.pk, hash_code(plain),
                        expired_at if expired else valid_until, "active", now_db)  # fmt: skip
 
