@@ -27,7 +27,8 @@ RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 SECRET = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 DOMAIN = "bench.test"
-PG_BASE = "postgres://root@127.0.0.1:5432"
+# Server for the PostgreSQL runs (trust auth); the database itself is --pg-db.
+PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://root@127.0.0.1:5432")
 
 LUA = r"""
 -- args: requests file, number of threads, "cycle" or "once", host
@@ -385,7 +386,13 @@ def endpoints(data: dict, env: dict, data_path: Path, rng: random.Random):
 
 def run_tier(db: str, tier: Tier, args) -> TierRun:
     run = TierRun(db=db, tier=tier.links)
-    url = fresh_database(db, tier, args.pg_db)
+    try:
+        url = fresh_database(db, tier, args.pg_db)
+    except Exception as exc:  # PostgreSQL not reachable: report it, keep the other runs
+        reason = " ".join(str(exc).split())
+        run.notes.append(f"skipped: cannot create the database ({reason})")
+        log(run.notes[-1])
+        return run
     env = run_env(url)
     log(f"{db} / {tier.links} links: migrating")
     manage(env, "migrate", "--noinput", "-v0")
