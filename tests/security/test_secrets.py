@@ -318,10 +318,11 @@ def test_production_refuses_unknown_hosts(production_report):
     assert production_report["unknown_host"]["status"] == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 7 asks for a Content-Security-Policy in production; settings sets none yet",
-)
-@pytest.mark.parametrize("name", ["login_page", "api"])
+@pytest.mark.parametrize("name", ["login_page", "login", "api"])
 def test_production_responses_carry_a_content_security_policy(production_report, name):
-    assert "content-security-policy" in production_report[name]["headers"]
+    policy = production_report[name]["headers"]["content-security-policy"]
+    directives = {part.strip().split(" ", 1)[0]: part.strip() for part in policy.split(";")}
+    assert directives["default-src"] == "default-src 'self'"
+    assert directives["script-src"] == "script-src 'self'"  # no inline or remote scripts
+    assert directives["frame-ancestors"] == "frame-ancestors 'none'"
+    assert directives["object-src"] == "object-src 'none'"
