@@ -86,6 +86,7 @@ def test_upload_preview_confirm_report(client, request, root_account, who):
     page = report.content.decode()
     assert "A student referenced a non-existent user NOPE" in page
     assert "user_observers" in page
+    assert '<table class="sis-report">' in page  # rendered, not escaped
 
     # The token works once.
     again = client.post(reverse("admin:linking_sisbatch_confirm"), {"token": token}, HTTP_HOST=HOST)
