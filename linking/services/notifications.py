@@ -130,6 +130,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     emails: list[EmailNotification] = []
     deliveries: list[WebhookDelivery] = []
     send_emails = not emails_suppressed()
+    others = _other_observers(relevant) if send_emails else {}
     for event in relevant:
         if event.root_account_id not in by_root:
             by_root[event.root_account_id] = (
@@ -139,7 +140,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
         config, endpoints = by_root[event.root_account_id]
         deliveries.extend(webhooks.plan_deliveries(event, endpoints))
         if send_emails:
-            emails.extend(_plan_emails(event, config))
+            emails.extend(_plan_emails(event, config, others))
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
     if emails:
@@ -175,7 +176,35 @@ def settings_for(root_account: Account) -> NotificationSettings:
     return found or NotificationSettings(root_account=root_account)
 
 
-def _plan_emails(event: AuditEvent, config: NotificationSettings) -> list[EmailNotification]:
+def _other_observers(events: list[AuditEvent]) -> dict[tuple[int, int], list[User]]:
+    """Active observers of each new link's student, per (student, root account): one query."""
+    pairs = {
+        (event.student_id, event.root_account_id)
+        for event in events
+        if event.action in _NEW_LINK_ACTIONS and event.student_id is not None
+    }
+    if not pairs:
+        return {}
+    found: dict[tuple[int, int], list[User]] = {}
+    links = (
+        ObservationLink.objects.active()
+        .filter(
+            student_id__in={student for student, _ in pairs},
+            root_account_id__in={root for _, root in pairs},
+        )
+        .select_related("observer")
+        .order_by("observer_id")
+    )
+    for link in links:
+        found.setdefault((link.student_id, link.root_account_id), []).append(link.observer)
+    return found
+
+
+def _plan_emails(
+    event: AuditEvent,
+    config: NotificationSettings,
+    other_observers: dict[tuple[int, int], list[User]],
+) -> list[EmailNotification]:
     if event.action not in _NEW_LINK_ACTIONS and event.action != AuditAction.LINK_DELETED:
         return []
     if event.observer is None or event.student is None:
@@ -188,14 +217,12 @@ def _plan_emails(event: AuditEvent, config: NotificationSettings) -> list[EmailN
         if config.notify_student_of_new_observer:
             wanted.append((Kind.NEW_OBSERVER_TO_STUDENT, event.student))
         if config.notify_observers_of_new_observer:
-            others = (
-                ObservationLink.objects.active()
-                .filter(student=event.student, root_account=event.root_account)
-                .exclude(observer=event.observer)
-                .select_related("observer")
-                .order_by("observer_id")
+            others = other_observers.get((event.student_id, event.root_account_id), [])
+            wanted.extend(
+                (Kind.NEW_OBSERVER_TO_OBSERVERS, observer)
+                for observer in others
+                if observer.pk != event.observer_id
             )
-            wanted.extend((Kind.NEW_OBSERVER_TO_OBSERVERS, link.observer) for link in others)
         if _link_source(event) in _STAFF_SOURCES and config.notify_observer_of_staff_link:
             wanted.append((Kind.STAFF_LINK_TO_OBSERVER, event.observer))
     return [

@@ -1,10 +1,12 @@
 """Import Canvas SIS CSV files (a directory, a zip or single files) into one root account."""
 
 import getpass
+from contextlib import nullcontext
 
 from django.core.management.base import BaseCommand, CommandError
 
 from linking.models import Account, AuditSource, Login
+from linking.services import notifications
 from linking.services.context import Actor
 from linking.services.errors import LinkingError
 from linking.services.sis import ImportReport, import_sis
@@ -38,6 +40,11 @@ class Command(BaseCommand):
             help="Share of active links an import may delete (default SIS_MASS_DELETE_SHARE, 0.1).",
         )
         parser.add_argument(
+            "--no-notifications",
+            action="store_true",
+            help="Queue no e-mails about the links this import changes (webhooks still go).",
+        )
+        parser.add_argument(
             "--run-by", help="Login id (in this root account) of the person running the import."
         )
 
@@ -60,17 +67,19 @@ class Command(BaseCommand):
                 raise CommandError(f"No active login {options['run_by']!r} in {root_account}.")
             runner = login.user
         progress = self._progress if self.stdout.isatty() else None
+        quiet = notifications.suppressed() if options["no_notifications"] else nullcontext()
         try:
-            report = import_sis(
-                paths=options["paths"],
-                root_account=root_account,
-                actor=Actor(user=runner, source=AuditSource.SIS),
-                dry_run=options["dry_run"],
-                allow_mass_delete=options["allow_mass_delete"],
-                max_delete_share=share,
-                source_name=f"command line ({getpass.getuser()}): {' '.join(options['paths'])}",
-                progress=progress,
-            )
+            with quiet:
+                report = import_sis(
+                    paths=options["paths"],
+                    root_account=root_account,
+                    actor=Actor(user=runner, source=AuditSource.SIS),
+                    dry_run=options["dry_run"],
+                    allow_mass_delete=options["allow_mass_delete"],
+                    max_delete_share=share,
+                    source_name=f"command line ({getpass.getuser()}): {' '.join(options['paths'])}",
+                    progress=progress,
+                )
         except LinkingError as exc:
             raise CommandError(exc.message) from exc
         if progress is not None:

@@ -26,6 +26,7 @@ from ...models import (
     ObservationLink,
     User,
 )
+from .. import notifications
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from .reader import SisRow
 from .report import FileReport, ImportReport
@@ -345,7 +346,7 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         ctx.root_account.pk,
         field("ip_address").get_db_prep_save(actor.ip_address, connection),
         (actor.user_agent or "")[:512],
-        _db_datetime(timezone.now()),
+        _db_datetime(now := timezone.now()),
     )
     insert_rows(
         AuditEvent,
@@ -354,6 +355,16 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
             (str(action), pair[0], pair[1], links_by_pair[pair].pk, details[action], *constant)
             for action, pair in events
         ],
+    )
+    # The bulk insert bypasses record_event, so queue the e-mails and webhooks
+    # it would have queued, from the rows just written (same transaction).
+    notifications.enqueue_for_events(
+        AuditEvent.objects.filter(
+            root_account=ctx.root_account,
+            source=actor.source,
+            created_at=now,
+            link_id__in=[links_by_pair[pair].pk for _, pair in events],
+        )
     )
 
 
