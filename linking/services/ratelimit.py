@@ -5,6 +5,7 @@ both the user and the client address; once either reaches the limit in the
 current window, further attempts are refused until the window ends.
 """
 
+import math
 import time
 
 from django.conf import settings
@@ -41,18 +42,28 @@ def ensure_not_limited(*, user: User | None, ip_address: str | None, scope: str 
 
 
 def register_failure(*, user: User | None, ip_address: str | None, scope: str = SCOPE_LINKING):
-    """Count one failed attempt for the user and the address in the current window."""
+    """Count one failed attempt for the user and the address in the current window.
+
+    The counter expires with the window, not with the cache's default
+    timeout: some backends' ``incr`` rewrites the key with that default, so
+    its expiry is set again after counting. ``incr`` is atomic on Redis; on
+    the database cache two failures counted at the same instant may count
+    once, which is why production should use Redis (CACHE_URL).
+    """
     window = settings.OBSERVERS_RATE_LIMIT_WINDOW
     now = time.time()
     for key in _keys(scope, user, ip_address):
         # add() only sets a missing key, so the first failure opens the window
         # and later ones in it do not extend it.
         cache.add(f"{key}:reset", now + window, window)
-        cache.add(key, 0, window)
+        reset_at = cache.get(f"{key}:reset") or now + window
+        remaining = max(1, math.ceil(reset_at - now))
+        cache.add(key, 0, remaining)
         try:
             cache.incr(key)
         except ValueError:  # expired between add() and incr()
-            cache.set(key, 1, window)
+            cache.set(key, 1, remaining)
+        cache.touch(key, remaining)
 
 
 def reset(*, user: User | None, ip_address: str | None, scope: str = SCOPE_LINKING) -> None:

@@ -77,15 +77,6 @@ def test_right_code_refused_until_the_window_passes(schools, bearer, clock, sett
     assert ObservationLink.objects.active().filter(observer=parent, student=sibling).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug in services/ratelimit.py with the database cache: BaseCache.incr() re-sets the "
-        "counter with the cache's default TIMEOUT (300 s), so a limited client is released "
-        "5 minutes after its last failure whatever RATE_LIMIT_WINDOW_SECONDS says (900 s by "
-        "default); incr() is also get+set, so concurrent failures can be lost"
-    ),
-)
 def test_the_default_fifteen_minute_window_is_honoured(schools, bearer, clock, settings):
     settings.OBSERVERS_RATE_LIMIT_WINDOW = 900
     client, issued, _sibling = _limited_parent_and_code(schools, bearer)
