@@ -5,8 +5,6 @@ docs/screenshots/admin-*.png for the README's tour.
 """
 
 import csv
-import os
-from pathlib import Path
 
 import pytest
 
@@ -17,16 +15,13 @@ from linking.services.enrollments import enroll_user
 from linking.services.links import link_observer
 from linking.services.pairing import hash_code, normalize_code
 from tests import factories
+from tests.screenshots import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
 
 def shoot(page, name: str) -> None:
-    if os.environ.get("SAVE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"admin-{name}.png"), full_page=True)
+    save_screenshot(page, f"admin-{name}")
 
 
 def test_staff_issue_course_codes_and_download_csv(live_server, browser_page, tmp_path):

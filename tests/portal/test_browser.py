@@ -1,23 +1,20 @@
 """The parent and student pages in a real Chromium (Playwright), with screenshots for the README."""
 
-from pathlib import Path
-
 import pytest
 
 from linking.models import ObservationLink
 from linking.services import enrollments, links, pairing
 from linking.services.context import Actor
 from tests import factories
+from tests.screenshots import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = factories.TEST_PASSWORD
 
 
 def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"portal-{name}.png"), full_page=True)
+    save_screenshot(page, f"portal-{name}")
 
 
 @pytest.fixture
