@@ -71,6 +71,7 @@ class AuditEventAdmin(TenantScopedAdmin):
     list_display = ["created_at", "action", "source", "actor", "observer", "student", "ip_address"]
     list_select_related = ["actor", "observer", "student", "root_account"]
     list_filter = ["action", "source", "created_at"]
+    tenant_filter = "root_account"
     search_fields = ["actor__name", "observer__name", "student__name", "ip_address"]
     date_hierarchy = "created_at"
     actions = ["export_csv"]
@@ -89,11 +90,6 @@ class AuditEventAdmin(TenantScopedAdmin):
         "detail",
     ]
     readonly_fields = fields
-
-    def get_list_filter(self, request):
-        return (
-            ["root_account", *self.list_filter] if request.user.is_superuser else self.list_filter
-        )
 
     def has_add_permission(self, request):
         return False

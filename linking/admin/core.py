@@ -349,15 +349,11 @@ class CourseEnrollmentInline(TenantScopedTabularInline):
 class CourseAdmin(TenantScopedAdmin):
     list_display = ["name", "course_code", "account", "sis_course_id", "workflow_state"]
     list_filter = ["workflow_state"]
+    tenant_filter = "root_account"
     search_fields = ["name", "course_code", "sis_course_id"]
     fields = ["name", "course_code", "account", "sis_course_id", "workflow_state"]
     inlines = [CourseEnrollmentInline]
     actions = ["issue_pairing_codes"]
-
-    def get_list_filter(self, request):
-        return (
-            ["root_account", *self.list_filter] if request.user.is_superuser else self.list_filter
-        )
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -439,6 +435,7 @@ class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
     list_display = ["observer", "student", "root_account", "workflow_state", "source", "created_at"]
     list_select_related = ["observer", "student", "root_account"]
     list_filter = ["workflow_state", "source", "created_at"]
+    tenant_filter = "root_account"
     search_fields = ["observer__name", "student__name"]
     person_paths = ("observer", "student")
     autocomplete_fields = ["observer", "student"]
@@ -457,11 +454,6 @@ class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
         "deleted_at",
     ]
     inlines = [LinkAuditInline]
-
-    def get_list_filter(self, request):
-        return (
-            ["root_account", *self.list_filter] if request.user.is_superuser else self.list_filter
-        )
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

@@ -92,6 +92,7 @@ class PairingCodeAdmin(PersonSearchMixin, TenantScopedAdmin):
     ]
     list_select_related = ["student", "issued_by", "redeemed_by", "root_account"]
     list_filter = [PairingStateFilter, "created_at"]
+    tenant_filter = "root_account"
     search_fields = ["student__name"]
     person_paths = ("student",)
     fields = [
@@ -112,11 +113,6 @@ class PairingCodeAdmin(PersonSearchMixin, TenantScopedAdmin):
     @admin.display(description=_("state"))
     def state_display(self, obj):
         return obj.state
-
-    def get_list_filter(self, request):
-        return (
-            ["root_account", *self.list_filter] if request.user.is_superuser else self.list_filter
-        )
 
     def has_add_permission(self, request):
         return False
