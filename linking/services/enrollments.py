@@ -37,6 +37,22 @@ def observer_state_for(student_state: str) -> str:
     return EnrollmentState.ACTIVE if student_state == EnrollmentState.INVITED else student_state
 
 
+def observer_enrollment_mirroring(
+    student_enrollment: Enrollment, *, observer_id: int
+) -> Enrollment:
+    """An unsaved observer enrollment copying a student enrollment's course, dates and state."""
+    return Enrollment(
+        user_id=observer_id,
+        course_id=student_enrollment.course_id,
+        root_account_id=student_enrollment.root_account_id,
+        type=EnrollmentType.OBSERVER,
+        associated_user_id=student_enrollment.user_id,
+        workflow_state=observer_state_for(student_enrollment.workflow_state),
+        start_at=student_enrollment.start_at,
+        end_at=student_enrollment.end_at,
+    )
+
+
 def _observer_can_enroll(observer: User, root_account_id: int) -> bool:
     return (
         Login.objects.filter(user=observer, root_account_id=root_account_id)
@@ -78,18 +94,7 @@ def mirror_link_enrollments(link: ObservationLink) -> int:
         mirrored = existing.get(source.course_id)
         state = observer_state_for(source.workflow_state)
         if mirrored is None:
-            to_create.append(
-                Enrollment(
-                    user_id=link.observer_id,
-                    course_id=source.course_id,
-                    root_account_id=source.root_account_id,
-                    type=EnrollmentType.OBSERVER,
-                    associated_user_id=link.student_id,
-                    workflow_state=state,
-                    start_at=source.start_at,
-                    end_at=source.end_at,
-                )
-            )
+            to_create.append(observer_enrollment_mirroring(source, observer_id=link.observer_id))
             existing[source.course_id] = to_create[-1]
         elif mirrored.workflow_state in (EnrollmentState.DELETED, EnrollmentState.INACTIVE) and (
             mirrored.workflow_state != state or mirrored.start_at != source.start_at
@@ -156,16 +161,7 @@ def _sync_observers_of(enrollment: Enrollment, *, previous_state: str | None) ->
             if mirrored is None:
                 if observer_id in enrollable:
                     to_create.append(
-                        Enrollment(
-                            user_id=observer_id,
-                            course_id=enrollment.course_id,
-                            root_account_id=enrollment.root_account_id,
-                            type=EnrollmentType.OBSERVER,
-                            associated_user_id=enrollment.user_id,
-                            workflow_state=target,
-                            start_at=enrollment.start_at,
-                            end_at=enrollment.end_at,
-                        )
+                        observer_enrollment_mirroring(enrollment, observer_id=observer_id)
                     )
                 continue
             explicitly_deleted = mirrored.workflow_state == EnrollmentState.DELETED
