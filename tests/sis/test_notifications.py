@@ -36,9 +36,7 @@ def test_import_queues_emails_and_webhooks_for_each_new_link(
     assert sorted(d.event.link_id for d in deliveries) == [link.pk for link in links]
 
 
-def test_no_notifications_flag_suppresses_emails_but_not_webhooks(
-    sis_dir, sis_users, root_account
-):
+def test_no_notifications_flag_suppresses_emails_but_not_webhooks(sis_dir, sis_users, root_account):
     WebhookEndpoint.objects.create(
         root_account=root_account, url="http://127.0.0.1:9/hook", events=["link.created"]
     )
