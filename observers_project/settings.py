@@ -201,6 +201,20 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "observers@localhost")
 
+# Notifications (linking.services.notifications / webhooks): a failed e-mail or
+# webhook post is retried after base, 2x base, 4x base ... seconds (capped at
+# 6 hours) and given up after MAX_ATTEMPTS attempts. Webhook URLs whose host
+# resolves to a loopback, private, link-local, multicast or reserved address
+# are refused, at registration and again right before each post, unless
+# WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on (the default in development, so local
+# receivers work with `make run`).
+OBSERVERS_NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)
+OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS = env_int("NOTIFICATION_RETRY_BASE_SECONDS", 60)
+OBSERVERS_WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool(
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", not PRODUCTION
+)
+
 # Tenancy: the root account comes from the request host. In development an
 # unknown host falls back to the default root account; production refuses it.
 OBSERVERS_DEFAULT_DOMAIN = env_str("DEFAULT_DOMAIN", None if PRODUCTION else "localhost")

@@ -19,6 +19,7 @@ from ..models import (
 )
 from ..models.notifications import WEBHOOK_EVENTS
 from ..services import notifications as notification_services
+from ..services import webhooks as webhook_services
 from .tenancy import TenantScopedAdmin
 
 
@@ -90,6 +91,14 @@ class WebhookEndpointForm(forms.ModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ["root_account", "url", "description", "events", "is_active", "secret"]
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            webhook_services.check_webhook_url(url=url)
+        except webhook_services.UnsafeWebhookUrl as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return url
 
 
 @admin.register(WebhookEndpoint)

@@ -79,7 +79,20 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def allow_private_webhooks(settings):
+    """Local receivers live on 127.0.0.1, which production refuses; these tests allow it."""
+    settings.OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+
+
+@pytest.fixture
+def forbid_private_webhooks(settings):
+    """Production's default: webhooks only reach public addresses."""
+    settings.OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+
+
+@pytest.fixture
+def receiver(allow_private_webhooks):
+    """A running local receiver; posting to it needs private addresses allowed."""
     receiver = Receiver()
     receiver.thread.start()
     yield receiver
