@@ -13,6 +13,7 @@ from .notifications import (
 )
 from .pairing import PairingCode
 from .people import AccessToken, Login, User, derive_sortable_name
+from .ratelimit import RateLimitCounter
 from .sis import SisBatch
 from .tenancy import (
     Account,
@@ -43,6 +44,7 @@ __all__ = [
     "ObservationLink",
     "PairingCode",
     "Permission",
+    "RateLimitCounter",
     "Role",
     "SelfRegistration",
     "SisBatch",
