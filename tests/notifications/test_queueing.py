@@ -12,7 +12,7 @@ from linking.models import (
 )
 from linking.services import notifications
 from linking.services.links import unlink_observer
-from linking.services.pairing import issue_pairing_code
+from linking.services.pairing import issue_pairing_code, redeem_pairing_code
 from tests import factories
 
 Kind = EmailNotification.Kind
@@ -184,3 +184,62 @@ def test_email_is_rendered_in_the_recipients_language(link, make_user, observer,
 
     message = EmailNotification.objects.get(recipient=student)
     assert message.language == "es"
+
+
+def test_redeeming_a_pairing_code_queues_one_message_per_recipient_and_event(
+    link, make_user, student, observer, root_account, system_actor
+):
+    course = factories.CourseFactory(account=root_account)
+    factories.EnrollmentFactory(user=student, course=course)
+    earlier = make_user("Earl Earlier", root_account, email="earl@example.test")
+    link(earlier, student, root_account)
+    EmailNotification.objects.all().delete()
+    WebhookEndpoint.objects.create(
+        root_account=root_account,
+        url="https://hooks.example.test/",
+        events=["link.created", "pairing_code.redeemed"],
+    )
+    issued = issue_pairing_code(student=student, root_account=root_account, actor=system_actor)
+
+    redeem_pairing_code(
+        code=issued.plaintext, observer=observer, root_account=root_account, actor=system_actor
+    )
+
+    assert queued() == [
+        (Kind.NEW_OBSERVER_TO_OBSERVERS, "Earl Earlier", "earl@example.test"),
+        (Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test"),
+    ]
+    assert "How the link was made: pairing code" in (
+        EmailNotification.objects.get(recipient=student).body_text
+    )
+    assert sorted(WebhookDelivery.objects.values_list("event_type", flat=True)) == [
+        "link.created",
+        "pairing_code.redeemed",
+    ]
+
+
+def test_a_rolled_back_redemption_queues_nothing_and_keeps_the_code(
+    student, observer, root_account, system_actor
+):
+    course = factories.CourseFactory(account=root_account)
+    factories.EnrollmentFactory(user=student, course=course)
+    WebhookEndpoint.objects.create(
+        root_account=root_account,
+        url="https://hooks.example.test/",
+        events=["link.created", "pairing_code.redeemed"],
+    )
+    issued = issue_pairing_code(student=student, root_account=root_account, actor=system_actor)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        redeem_pairing_code(
+            code=issued.plaintext, observer=observer, root_account=root_account, actor=system_actor
+        )
+        raise Boom
+
+    assert EmailNotification.objects.count() == 0
+    assert WebhookDelivery.objects.count() == 0
+    issued.pairing_code.refresh_from_db()
+    assert issued.pairing_code.redeemed_at is None

@@ -1,0 +1,74 @@
+"""The notification settings come from the environment, with production-safe defaults."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+NAMES = [
+    "OBSERVERS_NOTIFICATION_MAX_ATTEMPTS",
+    "OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS",
+    "OBSERVERS_WEBHOOK_TIMEOUT_SECONDS",
+    "OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
+]
+ENV_NAMES = [
+    "NOTIFICATION_MAX_ATTEMPTS",
+    "NOTIFICATION_RETRY_BASE_SECONDS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
+]
+
+
+def load_settings(**env) -> dict:
+    """The notification settings as a fresh process with ``env`` sees them."""
+    clean = {key: value for key, value in os.environ.items() if key not in ENV_NAMES}
+    clean.update(DJANGO_SETTINGS_MODULE="observers_project.settings", **env)
+    script = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {NAMES!r}}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+PRODUCTION = {
+    "OBSERVERS_ENV": "production",
+    "SECRET_KEY": "x" * 50,
+    "ALLOWED_HOSTS": "observers.example.org",
+}
+
+
+def test_defaults_in_development_and_production():
+    assert load_settings(OBSERVERS_ENV="development") == {
+        "OBSERVERS_NOTIFICATION_MAX_ATTEMPTS": 6,
+        "OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS": 60,
+        "OBSERVERS_WEBHOOK_TIMEOUT_SECONDS": 5,
+        "OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
+    }
+    assert load_settings(**PRODUCTION)["OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] is False
+
+
+def test_environment_variables_set_them():
+    assert load_settings(
+        **PRODUCTION,
+        NOTIFICATION_MAX_ATTEMPTS="3",
+        NOTIFICATION_RETRY_BASE_SECONDS="15",
+        WEBHOOK_TIMEOUT_SECONDS="2",
+        WEBHOOK_ALLOW_PRIVATE_ADDRESSES="true",
+    ) == {
+        "OBSERVERS_NOTIFICATION_MAX_ATTEMPTS": 3,
+        "OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS": 15,
+        "OBSERVERS_WEBHOOK_TIMEOUT_SECONDS": 2,
+        "OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
+    }
