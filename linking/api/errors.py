@@ -9,6 +9,7 @@ shape so a Canvas client can always read ``errors[0].message``.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -103,6 +104,9 @@ def canvas_exception_handler(exc, context):
         return Response(
             error_body(_detail_message(exc.detail)), status=exc.status_code, headers=headers
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # A lost database is not a bug: re-raised, RootAccountMiddleware answers 503.
+        return None
     logger.exception("unhandled error in an API view", exc_info=exc)
     return Response(
         {"errors": [{"message": "An error occurred.", "error_code": "internal_server_error"}]},
