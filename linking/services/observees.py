@@ -7,12 +7,11 @@ thirty. The write helpers wrap the link services with the API's rules for
 (the caller's admin accounts, optionally one root account).
 """
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Q, Window
+from django.db.models import Aggregate, CharField, Count, OuterRef, Q, Subquery, Window
 from django.db.models.functions import Lower
 
 from ..models import (
@@ -53,20 +52,45 @@ class LinkedUsersPage:
 _MAX_OFFSET = 10**15
 
 
+class _CommaSeparatedIds(Aggregate):
+    """The aggregated integer column as "3,7,12": one string per group, on SQLite and PostgreSQL."""
+
+    function = "GROUP_CONCAT"
+    template = "%(function)s(%(expressions)s)"
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler,
+            connection,
+            function="STRING_AGG",
+            template="%(function)s((%(expressions)s)::text, ',')",
+            **extra_context,
+        )
+
+
 def linked_users_page(*, user: User, direction: str, offset: int, limit: int) -> LinkedUsersPage:
-    """One page of the distinct users linked to ``user`` by active links, in two queries.
+    """One page of the distinct users linked to ``user`` by active links, in one query.
 
     ``direction`` is ``observees`` (``user`` is the observer) or ``observers``
     (``user`` is the student). Ordered by sortable name (case-insensitive),
     then id, as Canvas orders the lists. The total comes with the page (a
-    window count); only a page past the end needs a separate count.
+    window count) and each user's link root accounts with it (a correlated,
+    index-bound subquery); only a page past the end needs a separate count.
     """
     mine, theirs = ("observer", "student") if direction == OBSERVEES else ("student", "observer")
     links = ObservationLink.objects.active().filter(**{mine: user})
     users = User.objects.live().filter(pk__in=links.values(f"{theirs}_id"))
+    root_ids = (
+        links.filter(**{f"{theirs}_id": OuterRef("pk")})
+        .order_by()
+        .values(f"{theirs}_id")
+        .annotate(ids=_CommaSeparatedIds("root_account_id"))
+        .values("ids")
+    )
     offset = min(offset, _MAX_OFFSET)
     page = list(
-        users.annotate(total=Window(Count("id")))
+        users.annotate(total=Window(Count("id")), link_root_ids=Subquery(root_ids))
         .order_by(Lower("sortable_name"), "id")
         .only("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")[
             offset : offset + limit
@@ -81,17 +105,11 @@ def linked_users_page(*, user: User, direction: str, offset: int, limit: int) ->
     return LinkedUsersPage(
         total=total,
         users=page,
-        link_root_account_ids=_link_root_account_ids(
-            links.filter(**{f"{theirs}_id__in": [u.pk for u in page]}), key=f"{theirs}_id"
-        ),
+        link_root_account_ids={
+            other.pk: sorted(int(pk) for pk in (other.link_root_ids or "").split(",") if pk)
+            for other in page
+        },
     )
-
-
-def _link_root_account_ids(links, *, key: str) -> dict[int, list[int]]:
-    result: dict[int, list[int]] = defaultdict(list)
-    for other_id, root_id in links.order_by("root_account_id").values_list(key, "root_account_id"):
-        result[other_id].append(root_id)
-    return result
 
 
 def pair_link_root_account_ids(*, observer: User, student: User) -> list[int]:

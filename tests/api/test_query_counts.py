@@ -44,8 +44,8 @@ def test_list_observees_as_parent(api, parent, family, django_assert_num_queries
     family(n)
     client = api(parent)
     warm(client)
-    # tenant, token, page with its total, link root accounts, avatars
-    with django_assert_num_queries(5):
+    # tenant, token, page with its total and link root accounts, avatars
+    with django_assert_num_queries(4):
         response = client.get(
             "/api/v1/users/self/observees", {"per_page": 100, "include[]": "avatar_url"}
         )
@@ -59,7 +59,7 @@ def test_list_observees_as_admin(api, allowed_admin, parent, family, django_asse
     client = api(allowed_admin)
     warm(client)
     # + resolve the user, their schools, the admin's permission, SIS visibility, logins
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(8):
         response = client.get(f"/api/v1/users/{parent.pk}/observees", {"per_page": 100})
     assert len(response.json()) == n
     assert all("login_id" in row for row in response.json())
@@ -70,7 +70,7 @@ def test_list_observers(api, parent, family, django_assert_num_queries, n):
     kids = family(n)
     client = api(kids[0])
     warm(client)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         response = client.get("/api/v1/users/self/observers")
     assert [row["id"] for row in response.json()] == [parent.pk]
 
