@@ -8,6 +8,8 @@ system resolver (``dns`` fixture); the posts themselves go over real sockets.
 
 import re
 import socket
+import ssl
+import subprocess
 
 import pytest
 from django.urls import reverse
@@ -15,6 +17,7 @@ from django.urls import reverse
 from linking.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from linking.services import notifications, webhooks
 from tests import factories
+from tests.notifications.conftest import Receiver
 
 PUBLIC_ADDRESS = "93.184.215.14"
 
@@ -218,3 +221,56 @@ def test_an_unresolvable_host_is_recorded_and_retried(
     assert report.retrying == 1
     assert delivery.status == DeliveryStatus.PENDING
     assert delivery.last_error.startswith("could not resolve gone.invalid: gaierror")
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, allow_private_webhooks):
+    """A receiver on 127.0.0.1 speaking HTTPS, self-signed for the name hooks.example.test."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    receiver.cert = cert
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def test_https_verifies_the_certificate_against_the_registered_name(
+    dns, tls_receiver, link, student, observer, root_account, monkeypatch
+):
+    port = tls_receiver.server.server_address[1]
+    dns["hooks.example.test"] = ["127.0.0.1"]
+    WebhookEndpoint.objects.create(
+        root_account=root_account,
+        url=f"https://hooks.example.test:{port}/hooks/observers",
+        events=["link.created"],
+    )
+    link(observer, student, root_account)
+
+    # An untrusted (self-signed) certificate is refused and recorded.
+    notifications.deliver_due_webhooks()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+    assert tls_receiver.requests == []
+
+    # Trusted, it is accepted for the registered name although the socket goes to 127.0.0.1.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_receiver.cert))
+    notifications.retry_now(deliveries=[delivery])
+    report = notifications.deliver_due_webhooks()
+
+    assert report.sent == 1
+    (request,) = tls_receiver.requests
+    assert request["headers"]["Host"] == f"hooks.example.test:{port}"
