@@ -104,14 +104,13 @@ class LinkedUsersListMixin:
         admin_ids = self.authorize_target(target)
         page = page_request(request.query_params)
         result = observee_queries.linked_users_page(
-            user=target, direction=self.direction, offset=page.offset, limit=page.per_page
+            user=target,
+            direction=self.direction,
+            offset=page.offset,
+            limit=page.per_page,
+            with_avatars="avatar_url" in includes(request),
         )
         ids = [user.pk for user in result.users]
-        with_avatars = (
-            observee_queries.users_with_avatars_enabled(ids)
-            if "avatar_url" in includes(request)
-            else None
-        )
         visibility = observee_queries.sis_visibility(
             caller=request.user, root_account=request.root_account
         )
@@ -128,7 +127,7 @@ class LinkedUsersListMixin:
                     result.link_root_account_ids.get(user.pk, []), admin_ids
                 ),
             )
-            if with_avatars is not None and user.pk in with_avatars:
+            if user.pk in result.avatars_enabled:
                 row["avatar_url"] = s.avatar_url(request, user)
             login = logins.get(user.pk)
             if visibility.sis_ids:

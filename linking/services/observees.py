@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Aggregate, CharField, Count, OuterRef, Q, Subquery, Window
+from django.db.models import Aggregate, CharField, Count, Exists, OuterRef, Q, Subquery, Window
 from django.db.models.functions import Lower
 
 from ..models import (
@@ -46,6 +46,8 @@ class LinkedUsersPage:
     users: list[User]
     # user id -> root account ids with an active link for the pair
     link_root_account_ids: dict[int, list[int]]
+    # ids of the page's users whose institution shows avatars (when asked for)
+    avatars_enabled: frozenset[int] = frozenset()
 
 
 # No one has this many links; keeps OFFSET inside a 64-bit integer for any ``page``.
@@ -69,7 +71,9 @@ class _CommaSeparatedIds(Aggregate):
         )
 
 
-def linked_users_page(*, user: User, direction: str, offset: int, limit: int) -> LinkedUsersPage:
+def linked_users_page(
+    *, user: User, direction: str, offset: int, limit: int, with_avatars: bool = False
+) -> LinkedUsersPage:
     """One page of the distinct users linked to ``user`` by active links, in one query.
 
     ``direction`` is ``observees`` (``user`` is the observer) or ``observers``
@@ -77,6 +81,8 @@ def linked_users_page(*, user: User, direction: str, offset: int, limit: int) ->
     then id, as Canvas orders the lists. The total comes with the page (a
     window count) and each user's link root accounts with it (a correlated,
     index-bound subquery); only a page past the end needs a separate count.
+    With ``with_avatars`` the query also tells whose avatars may be shown
+    (see ``avatars_enabled_for``).
     """
     mine, theirs = ("observer", "student") if direction == OBSERVEES else ("student", "observer")
     links = ObservationLink.objects.active().filter(**{mine: user})
@@ -89,8 +95,11 @@ def linked_users_page(*, user: User, direction: str, offset: int, limit: int) ->
         .values("ids")
     )
     offset = min(offset, _MAX_OFFSET)
+    annotations = {"total": Window(Count("id")), "link_root_ids": Subquery(root_ids)}
+    if with_avatars:
+        annotations["avatars_on"] = Exists(avatars_enabled_for(OuterRef("pk")))
     page = list(
-        users.annotate(total=Window(Count("id")), link_root_ids=Subquery(root_ids))
+        users.annotate(**annotations)
         .order_by(Lower("sortable_name"), "id")
         .only("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")[
             offset : offset + limit
@@ -109,6 +118,7 @@ def linked_users_page(*, user: User, direction: str, offset: int, limit: int) ->
             other.pk: sorted(int(pk) for pk in (other.link_root_ids or "").split(",") if pk)
             for other in page
         },
+        avatars_enabled=frozenset(other.pk for other in page if with_avatars and other.avatars_on),
     )
 
 
@@ -122,20 +132,14 @@ def pair_link_root_account_ids(*, observer: User, student: User) -> list[int]:
     )
 
 
-def users_with_avatars_enabled(user_ids: Iterable[int]) -> set[int]:
-    """Users with a live login in a root account that has avatars turned on (one query).
+def avatars_enabled_for(user_ref):
+    """Live logins of ``user_ref`` in root accounts with avatars on (for an EXISTS).
 
     Canvas shows an avatar according to the user's own institution, not the
     caller's, so a parent from a school without avatars still sees them.
     """
-    ids = list(user_ids)
-    if not ids:
-        return set()
-    return set(
-        Login.objects.filter(user_id__in=ids, root_account__avatars_enabled=True)
-        .exclude(workflow_state=Login.State.DELETED)
-        .values_list("user_id", flat=True)
-        .distinct()
+    return Login.objects.filter(user_id=user_ref, root_account__avatars_enabled=True).exclude(
+        workflow_state=Login.State.DELETED
     )
 
 

@@ -44,8 +44,8 @@ def test_list_observees_as_parent(api, parent, family, django_assert_num_queries
     family(n)
     client = api(parent)
     warm(client)
-    # tenant, token, page with its total and link root accounts, avatars
-    with django_assert_num_queries(4):
+    # tenant, token, the page (with its total, link root accounts and avatars)
+    with django_assert_num_queries(3):
         response = client.get(
             "/api/v1/users/self/observees", {"per_page": 100, "include[]": "avatar_url"}
         )
