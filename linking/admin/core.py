@@ -277,7 +277,8 @@ class RoleAdmin(TenantScopedAdmin):
 @admin.register(AccountAdmin)
 class AccountAdminMembershipAdmin(TenantScopedAdmin):
     list_display = ["user", "account", "role", "workflow_state", "created_at"]
-    list_filter = ["workflow_state", "role"]
+    # Only the roles of listed memberships: a plain "role" filter listed every school's roles.
+    list_filter = ["workflow_state", ("role", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__name", "user__email", "account__name"]
     autocomplete_fields = ["user"]
     fields = ["user", "account", "role", "workflow_state"]
