@@ -45,15 +45,24 @@ def authenticate_access_token(plaintext: str | None) -> AccessToken | None:
     """The usable token (with its user) a bearer string names, or None. One indexed query."""
     if not plaintext or len(plaintext) > 256:
         return None
-    token = (
-        AccessToken.objects.usable()
-        .filter(token_hash=hash_token(plaintext))
-        .select_related("user")
-        .first()
+    # The hash is unique: an equality lookup, with usability checked on the row
+    # (every API request runs this, so the query is kept as small as it gets).
+    token = next(
+        iter(
+            AccessToken.objects.filter(token_hash=hash_token(plaintext))
+            .select_related("user")
+            .order_by()
+        ),
+        None,
     )
-    if token is None or not token.user.is_active:
-        return None
     now = timezone.now()
+    if (
+        token is None
+        or token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= now)
+        or not token.user.is_active
+    ):
+        return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
