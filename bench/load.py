@@ -167,19 +167,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_env(database_url: str) -> dict[str, str]:
+def run_env(
+    database_url: str, *, secret: str = SECRET, domain: str = DOMAIN, **overrides: str
+) -> dict[str, str]:
+    """The environment of a production-settings server (gunicorn) or command for a run."""
     env = dict(os.environ)
     env.update(
         {
             "OBSERVERS_ENV": "production",
-            "SECRET_KEY": SECRET,
-            "HASH_KEY": SECRET,
-            "ALLOWED_HOSTS": f"{DOMAIN},127.0.0.1,localhost",
+            "SECRET_KEY": secret,
+            "HASH_KEY": secret,
+            "ALLOWED_HOSTS": f"{domain},127.0.0.1,localhost",
             "DEBUG": "false",
             "SECURE_SSL_REDIRECT": "false",
             "DATABASE_URL": database_url,
             "LOG_LEVEL": "WARNING",
             "DJANGO_SETTINGS_MODULE": "observers_project.settings",
+            **overrides,
         }
     )
     return env

@@ -40,6 +40,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import load
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
@@ -69,22 +71,13 @@ def pg_ready() -> bool:
 
 
 def run_env(database_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "OBSERVERS_ENV": "production",
-            "SECRET_KEY": SECRET,
-            "HASH_KEY": SECRET,
-            "ALLOWED_HOSTS": f"{DOMAIN},127.0.0.1,localhost",
-            "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false",
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "CRITICAL",
-            "CACHE_URL": "db://observers_cache",
-            "DJANGO_SETTINGS_MODULE": "observers_project.settings",
-        }
+    return load.run_env(
+        database_url,
+        secret=SECRET,
+        domain=DOMAIN,
+        LOG_LEVEL="CRITICAL",
+        CACHE_URL="db://observers_cache",
     )
-    return env
 
 
 def fresh_database(name: str) -> str:
