@@ -99,7 +99,6 @@ def _link(observer, student, root_account, actor, source, sis_batch):
             link=link,
             detail={"source": source},
         )
-        User.objects.filter(pk__in=[observer.pk, student.pk]).update(updated_at=timezone.now())
     return link, changed
 
 
@@ -112,7 +111,8 @@ def link_observer_on_accounts(
     source: str = LinkSource.API,
 ) -> list[ObservationLink]:
     """Link on each given root account, atomically; returns the links."""
-    with transaction.atomic():
+    # No savepoint of its own: each link_observer call already has one.
+    with transaction.atomic(savepoint=False):
         return [
             link_observer(
                 observer=observer, student=student, root_account=account, actor=actor, source=source
@@ -141,7 +141,9 @@ def unlink_observer(
     )
     if not updated:
         return False
-    link.refresh_from_db()
+    link.workflow_state = ObservationLink.State.DELETED
+    link.deleted_at = link.updated_at = now
+    link.sis_batch = sis_batch
     remove_link_enrollments(link)
     record_event(
         action=AuditAction.LINK_DELETED,
@@ -151,7 +153,6 @@ def unlink_observer(
         student=link.student,
         link=link,
     )
-    User.objects.filter(pk__in=[link.observer_id, link.student_id]).update(updated_at=now)
     return True
 
 
