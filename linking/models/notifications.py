@@ -108,9 +108,10 @@ class EmailNotification(models.Model):
     )
     to_email = models.EmailField(max_length=254)
     language = models.CharField(max_length=16)
-    subject = models.CharField(max_length=255)
-    body_text = models.TextField()
-    body_html = models.TextField()
+    # Rendered by the sender just before sending (empty while queued).
+    subject = models.CharField(max_length=255, blank=True)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)

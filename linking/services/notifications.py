@@ -226,7 +226,7 @@ def _plan_emails(
         if _link_source(event) in _STAFF_SOURCES and config.notify_observer_of_staff_link:
             wanted.append((Kind.STAFF_LINK_TO_OBSERVER, event.observer))
     return [
-        _render(event, kind, recipient)
+        _queued(event, kind, recipient)
         for kind, recipient in wanted
         if recipient.email and recipient.workflow_state != User.State.DELETED
     ]
@@ -245,10 +245,43 @@ def _language_for(user: User) -> str:
     return locale if locale in available else settings.LANGUAGE_CODE
 
 
-def _render(event: AuditEvent, kind: str, recipient: User) -> EmailNotification:
-    language = _language_for(recipient)
+def _queued(event: AuditEvent, kind: str, recipient: User) -> EmailNotification:
+    """An unsent, not yet rendered e-mail: rendering waits for the sender (see render_email)."""
+    now = timezone.now()
+    return EmailNotification(
+        root_account=event.root_account,
+        created_at=now,
+        next_attempt_at=now,
+        event=event,
+        kind=kind,
+        recipient=recipient,
+        to_email=recipient.email,
+        language=_language_for(recipient),
+    )
+
+
+_RENDER_RELATED = (
+    "recipient",
+    "event__observer",
+    "event__student",
+    "event__root_account",
+    "event__link",
+)
+
+
+def render_email(message: EmailNotification) -> EmailNotification:
+    """Fill in the subject and both bodies from the message's event, in its language.
+
+    Queueing only records who is told what about which event, so a change
+    (or a bulk SIS import) pays no template rendering; the sender renders
+    each message once, just before sending, and keeps what it sent. A
+    message already rendered is left as it is.
+    """
+    if message.subject or message.event is None or message.recipient is None:
+        return message
+    event, recipient, kind = message.event, message.recipient, message.kind
     template = _TEMPLATES[kind]
-    with translation.override(language):
+    with translation.override(message.language or settings.LANGUAGE_CODE):
         context = {
             "recipient": recipient,
             "observer": event.observer,
@@ -261,22 +294,10 @@ def _render(event: AuditEvent, kind: str, recipient: User) -> EmailNotification:
             ),
         }
         subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-        body_text = render_to_string(f"{template}.txt", context)
-        body_html = render_to_string(f"{template}.html", context)
-    now = timezone.now()
-    return EmailNotification(
-        root_account=event.root_account,
-        created_at=now,
-        next_attempt_at=now,
-        event=event,
-        kind=kind,
-        recipient=recipient,
-        to_email=recipient.email,
-        language=language,
-        subject=subject[:255],
-        body_text=body_text,
-        body_html=body_html,
-    )
+        message.subject = subject[:255]
+        message.body_text = render_to_string(f"{template}.txt", context)
+        message.body_html = render_to_string(f"{template}.html", context)
+    return message
 
 
 def _source_label(source: str) -> str:
@@ -347,10 +368,11 @@ def recent_for(user: User, root_account: Account | None, limit: int = 5) -> list
     """The latest e-mails sent or queued to ``user`` in a root account, newest first."""
     if user is None or not user.pk:
         return []
-    queryset = EmailNotification.objects.filter(recipient=user)
+    queryset = EmailNotification.objects.filter(recipient=user).select_related(*_RENDER_RELATED)
     if root_account is not None:
         queryset = queryset.filter(root_account=root_account)
-    return list(queryset.order_by("-created_at", "-id")[:limit])
+    # Messages not sent yet are rendered for the page (not saved: the sender does that).
+    return [render_email(message) for message in queryset.order_by("-created_at", "-id")[:limit]]
 
 
 # Delivery ----------------------------------------------------------------------
@@ -417,7 +439,17 @@ def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
     if not ids:
         return report
     mail_connection = get_connection()
-    for message in EmailNotification.objects.filter(pk__in=ids).order_by("id"):
+    messages = EmailNotification.objects.filter(pk__in=ids).select_related(*_RENDER_RELATED)
+    for message in messages.order_by("id"):
+        if not message.subject:
+            render_email(message)
+            if not message.subject:  # its event or recipient is gone: nothing to say
+                message.status = DeliveryStatus.FAILED
+                message.last_error = "nothing to send: the event or the recipient no longer exists"
+                message.save(update_fields=["status", "last_error"])
+                report.failed += 1
+                continue
+            message.save(update_fields=["subject", "body_text", "body_html"])
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body_text,

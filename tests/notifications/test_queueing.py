@@ -41,6 +41,9 @@ def test_new_observer_queues_one_email_to_the_student_and_each_existing_observer
     to_student = EmailNotification.objects.get(recipient=student)
     assert to_student.event.link == new_link
     assert to_student.status == "pending"
+    # Queued unrendered; the sender renders it from the event.
+    assert to_student.subject == to_student.body_text == ""
+    notifications.render_email(to_student)
     assert "Olive Observer" in to_student.subject
     assert "pairing code" in to_student.body_text
     assert "/notifications/report/" in to_student.body_text
@@ -54,7 +57,7 @@ def test_link_made_by_staff_also_tells_the_observer(link, student, observer, roo
         (Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test"),
         (Kind.STAFF_LINK_TO_OBSERVER, "Olive Observer", "olive@example.test"),
     ]
-    to_observer = EmailNotification.objects.get(recipient=observer)
+    to_observer = notifications.render_email(EmailNotification.objects.get(recipient=observer))
     assert "staff admin" in to_observer.body_text
     assert to_observer.body_html.count("report") == 0  # no "this wasn't me" for the observer
 
@@ -210,7 +213,7 @@ def test_redeeming_a_pairing_code_queues_one_message_per_recipient_and_event(
         (Kind.NEW_OBSERVER_TO_STUDENT, "Sam Student", "sam@example.test"),
     ]
     assert "How the link was made: pairing code" in (
-        EmailNotification.objects.get(recipient=student).body_text
+        notifications.render_email(EmailNotification.objects.get(recipient=student)).body_text
     )
     assert sorted(WebhookDelivery.objects.values_list("event_type", flat=True)) == [
         "link.created",

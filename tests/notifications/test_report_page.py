@@ -12,7 +12,7 @@ from linking.services import notifications
 @pytest.fixture
 def report_path(link, student, observer, root_account):
     link(observer, student, root_account)
-    message = EmailNotification.objects.get(recipient=student)
+    message = notifications.render_email(EmailNotification.objects.get(recipient=student))
     url = next(line for line in message.body_text.splitlines() if "/report/" in line)
     assert url.startswith("http://default.test/notifications/report/")
     return urlsplit(url).path

@@ -49,8 +49,10 @@ def test_link_removed_email_in_spanish(link, make_user, student, root_account, s
 
     unlink_observer(link=made, actor=system_actor)
 
-    message = EmailNotification.objects.get(
-        recipient=parent, kind=EmailNotification.Kind.LINK_REMOVED_TO_OBSERVER
+    message = notifications.render_email(
+        EmailNotification.objects.get(
+            recipient=parent, kind=EmailNotification.Kind.LINK_REMOVED_TO_OBSERVER
+        )
     )
     assert message.language == "es"
     assert message.subject == "Ya no observa a Sam Student"
