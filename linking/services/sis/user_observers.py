@@ -358,14 +358,19 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
     )
     # The bulk insert bypasses record_event, so queue the e-mails and webhooks
     # it would have queued, from the rows just written (same transaction).
-    notifications.enqueue_for_events(
+    links_by_id = {links_by_pair[pair].pk: links_by_pair[pair] for _, pair in events}
+    written = list(
         AuditEvent.objects.filter(
             root_account=ctx.root_account,
             source=actor.source,
             created_at=now,
-            link_id__in=[links_by_pair[pair].pk for _, pair in events],
+            link_id__in=links_by_id,
         )
     )
+    for event in written:
+        event.link = links_by_id[event.link_id]
+        event.root_account = ctx.root_account
+    notifications.enqueue_for_events(written)
 
 
 def planned_deletions(ctx: ImportContext, rows: Iterable[SisRow]) -> set[int]:
