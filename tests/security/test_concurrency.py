@@ -261,3 +261,54 @@ def test_concurrent_failures_are_all_counted_on_the_database_store(postgresql_on
     settings.OBSERVERS_RATE_LIMIT_FAILURES = threads
     with pytest.raises(LinkingError):
         ratelimit.ensure_not_limited(user=None, ip_address="203.0.113.7")
+
+
+def test_sis_import_survives_the_api_creating_one_of_its_new_links_meanwhile(school, tmp_path):
+    """The API links a pair after the importer looked for it and before it inserts it.
+
+    The importer's insert then hits the unique constraint; the chunk is
+    applied again, finds the API's link, and the file still succeeds with one
+    row per pair and observer enrollments that match.
+    """
+    parent = _person(school, "Pat Parent", "P1")
+    student = _person(school, "Sam Student", "S1", student=True)
+    other_parent = _person(school, "Olga Other", "P2")
+    other_student = _person(school, "Otto Other", "S2", student=True)
+    path = tmp_path / "user_observers.csv"
+    path.write_text("observer_id,student_id,status\nP1,S1,active\nP2,S2,active\n")
+    raced = threading.Event()
+
+    def link_from_another_request():
+        try:
+            link_observer(
+                observer=parent, student=student, root_account=school, actor=Actor.system()
+            )
+        finally:
+            connections.close_all()
+
+    def before_link_insert(execute, sql, params, many, context):
+        # Django's execution hook: run the competing request, committed on its
+        # own connection, at the exact moment the importer inserts links.
+        if not raced.is_set() and sql.startswith('INSERT INTO "linking_observationlink"'):
+            raced.set()
+            racer = threading.Thread(target=link_from_another_request)
+            racer.start()
+            racer.join(timeout=30)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(before_link_insert):
+        report = import_sis(paths=[path], root_account=school, actor=Actor.system("sis"))
+
+    assert raced.is_set()
+    assert report.error_count == 0, report.errors
+    file = report.files[0]
+    assert (file.rows, file.counts["created"], file.counts["unchanged"]) == (2, 1, 1)
+    for observer, observee in ((parent, student), (other_parent, other_student)):
+        links = ObservationLink.objects.filter(observer=observer, student=observee)
+        assert [link.workflow_state for link in links] == ["active"]
+        mirrored = Enrollment.objects.filter(
+            user=observer, associated_user=observee, type=EnrollmentType.OBSERVER
+        )
+        assert sorted(e.workflow_state for e in mirrored) == ["active", "active"]
+    created = AuditEvent.objects.filter(action=AuditAction.LINK_CREATED)
+    assert sorted(e.observer_id for e in created) == sorted([parent.pk, other_parent.pk])

@@ -5,7 +5,7 @@ from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
@@ -208,7 +208,7 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
         with transaction.atomic():
             for chunk in _chunks(iter_rows(source), CHUNK_SIZE):
                 if file.kind == "user_observers":
-                    user_observers.apply_chunk(ctx, chunk, file, report)
+                    _apply_link_chunk(ctx, chunk, file, report)
                 else:
                     _apply_rows(ctx, chunk, file, report)
                 if progress is not None:
@@ -221,6 +221,34 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
         file.counts.clear()
         file.error = exc.message
         report.add_error(file, None, exc.message)
+
+
+# Attempts per chunk when another request creates one of its new links meanwhile.
+LINK_CHUNK_ATTEMPTS = 3
+
+
+def _apply_link_chunk(ctx, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:
+    """Apply a chunk of user_observers.csv in a savepoint, again if a new link collides.
+
+    The chunk locks the links it changes, but a link that does not exist yet
+    cannot be locked: if the API creates it between the chunk's lookup and
+    its insert, the insert violates the unique constraint. The savepoint is
+    rolled back and the chunk applied again, now finding (and locking) that
+    link, so the file neither fails nor duplicates anything.
+    """
+    for attempt in range(1, LINK_CHUNK_ATTEMPTS + 1):
+        before = (file.rows, file.counts.copy(), file.errors, len(report.errors))
+        error_count = report.error_count
+        try:
+            with transaction.atomic():
+                user_observers.apply_chunk(ctx, chunk, file, report)
+            return
+        except IntegrityError:
+            if attempt == LINK_CHUNK_ATTEMPTS:
+                raise
+            file.rows, file.counts, file.errors = before[0], before[1], before[2]
+            del report.errors[before[3] :]
+            report.error_count = error_count
 
 
 def _apply_rows(ctx, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:

@@ -24,7 +24,6 @@ from ...models import (
     LinkSource,
     Login,
     ObservationLink,
-    User,
 )
 from .. import notifications
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
@@ -170,9 +169,6 @@ def apply_chunk(
     live = [link for link in by_pair.values() if link.workflow_state == ACTIVE]
     _mirror(ctx, [link for link in live if (link.observer_id, link.student_id) in pairs])
     _record_events(ctx, events, by_pair)
-    if events:
-        changed_users = {user_id for _, pair in events for user_id in pair}
-        User.objects.filter(pk__in=changed_users).update(updated_at=now)
     _report_errors(errors, file, report)
 
 
