@@ -48,6 +48,15 @@ def make_user(db):
 
 
 @pytest.fixture
+def postgresql_only(transactional_db):
+    """For tests of real concurrency: they need PostgreSQL, and say so when skipped."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
+
+
+@pytest.fixture
 def system_actor():
     return Actor.system()
 

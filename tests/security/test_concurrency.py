@@ -39,12 +39,6 @@ ADDED = {AuditAction.LINK_CREATED, AuditAction.LINK_RESTORED}
 
 
 @pytest.fixture
-def postgresql_only(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
-
-
-@pytest.fixture
 def school(postgresql_only):
     """A school with two courses, an admin with a token, and helpers to make people."""
     school = account_services.create_root_account(name="Race School", domain=HOST)

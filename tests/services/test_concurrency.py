@@ -2,8 +2,7 @@
 
 import threading
 
-import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from linking.models import AuditAction, AuditEvent, ObservationLink, PairingCode
 from linking.services import enrollments, pairing
@@ -14,10 +13,7 @@ from tests import factories
 THREADS = 10
 
 
-@pytest.mark.django_db(transaction=True)
-def test_many_threads_redeeming_one_code_make_exactly_one_link(make_user):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
+def test_many_threads_redeeming_one_code_make_exactly_one_link(postgresql_only, make_user):
     root_account = factories.RootAccountFactory(domain="race.test")
     student = make_user("Child Smith", root_account)
     enrollments.enroll_user(
