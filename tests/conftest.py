@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from linking.services.accounts import make_account_admin
 from linking.services.context import Actor
 from tests import factories
 
@@ -54,6 +55,22 @@ def postgresql_only(transactional_db):
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: set DATABASE_URL (SQLite serialises every writer)")
+
+
+@pytest.fixture
+def staff_a(root_account, make_user):
+    """A staff admin (built-in AccountAdmin role) of the default school."""
+    user = make_user("Alice Admin", root_account)
+    make_account_admin(user=user, account=root_account)
+    return user
+
+
+@pytest.fixture
+def staff_b(other_root_account, make_user):
+    """A staff admin of the other school: the outsider for school A's data."""
+    user = make_user("Bob Admin", other_root_account)
+    make_account_admin(user=user, account=other_root_account)
+    return user
 
 
 @pytest.fixture

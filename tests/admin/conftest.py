@@ -4,7 +4,6 @@ import pytest
 from django.test import Client
 
 from linking.models import EnrollmentType
-from linking.services.accounts import make_account_admin
 from linking.services.enrollments import enroll_user
 from tests import factories
 
@@ -16,20 +15,6 @@ def client_for(user, host: str) -> Client:
     client = Client(HTTP_HOST=host)
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def staff_a(root_account, make_user):
-    user = make_user("Alice Admin", root_account)
-    make_account_admin(user=user, account=root_account)
-    return user
-
-
-@pytest.fixture
-def staff_b(other_root_account, make_user):
-    user = make_user("Bob Admin", other_root_account)
-    make_account_admin(user=user, account=other_root_account)
-    return user
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from django.urls import reverse
 
 from linking.models import AuditEvent, ObservationLink, SisBatch
-from linking.services.accounts import make_account_admin
 from tests import factories
 
 HOST = "default.test"
@@ -18,20 +17,6 @@ OBSERVERS = "observer_id,student_id,status\nP1,S1,active\nP1,NOPE,active\n"
 @pytest.fixture
 def superuser(db):
     return factories.UserFactory(is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff(make_user, root_account):
-    user = make_user("School Admin", root_account)
-    make_account_admin(user=user, account=root_account)
-    return user
-
-
-@pytest.fixture
-def outsider(make_user, other_root_account):
-    user = make_user("Other School Admin", other_root_account)
-    make_account_admin(user=user, account=other_root_account)
-    return user
 
 
 def zip_of(**files):
@@ -52,7 +37,7 @@ def preview(client, root_account, upload, **extra):
     )
 
 
-@pytest.mark.parametrize("who", ["superuser", "staff"])
+@pytest.mark.parametrize("who", ["superuser", "staff_a"])
 def test_upload_preview_confirm_report(client, request, root_account, who):
     client.force_login(request.getfixturevalue(who))
 
@@ -148,8 +133,8 @@ def test_mass_delete_needs_the_tick(client, superuser, root_account, make_user):
     assert ObservationLink.objects.active().count() == 2
 
 
-def test_export_download(client, staff, root_account, make_user):
-    client.force_login(staff)
+def test_export_download(client, staff_a, root_account, make_user):
+    client.force_login(staff_a)
     observer = make_user("Pat", root_account, sis_user_id="P1")
     student = make_user("Sam", root_account, sis_user_id="S1")
     factories.ObservationLinkFactory(observer=observer, student=student, root_account=root_account)
@@ -167,9 +152,9 @@ def test_export_download(client, staff, root_account, make_user):
     )
 
 
-def test_outsider_is_refused(client, outsider, root_account, make_user):
+def test_outsider_is_refused(client, staff_b, root_account, make_user):
     batch = SisBatch.objects.create(root_account=root_account, workflow_state="imported")
-    client.force_login(outsider)
+    client.force_login(staff_b)
     upload = io.BytesIO(USERS.encode())
     upload.name = "users.csv"
 
@@ -191,9 +176,9 @@ def test_outsider_is_refused(client, outsider, root_account, make_user):
 
 
 def test_staff_of_one_school_cannot_import_into_another(
-    client, staff, root_account, other_root_account
+    client, staff_a, root_account, other_root_account
 ):
-    client.force_login(staff)
+    client.force_login(staff_a)
     upload = io.BytesIO(USERS.encode())
     upload.name = "users.csv"
 
