@@ -89,8 +89,11 @@ class CanvasAPIView(APIView):
             return list(root_account_ids)
         return [pk for pk in root_account_ids if pk in admin_root_account_ids]
 
-    def pair_json(self, *, observer, student, shown, admin_root_account_ids):
+    def pair_json(self, *, observer, student, shown, admin_root_account_ids, require_link=False):
+        """``shown``'s JSON with the pair's link root accounts; 404 if ``require_link`` and none."""
         ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
+        if require_link and not ids:
+            raise NotFound()
         return s.user_json(
             shown, link_root_account_ids=self.visible_ids(ids, admin_root_account_ids)
         )
@@ -218,11 +221,14 @@ class ObserveeDetailView(CanvasAPIView):
         observer = self.resolve(user_id)
         admin_ids = self.authorize_target(observer)
         student = self.resolve(observee_id)
-        ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
-        if not ids:
-            raise NotFound()
         return Response(
-            s.user_json(student, link_root_account_ids=self.visible_ids(ids, admin_ids))
+            self.pair_json(
+                observer=observer,
+                student=student,
+                shown=student,
+                admin_root_account_ids=admin_ids,
+                require_link=True,
+            )
         )
 
     @extend_schema(
@@ -292,11 +298,14 @@ class ObserverDetailView(CanvasAPIView):
         student = self.resolve(user_id)
         admin_ids = self.authorize_target(student)
         observer = self.resolve(observer_id)
-        ids = observee_queries.pair_link_root_account_ids(observer=observer, student=student)
-        if not ids:
-            raise NotFound()
         return Response(
-            s.user_json(observer, link_root_account_ids=self.visible_ids(ids, admin_ids))
+            self.pair_json(
+                observer=observer,
+                student=student,
+                shown=observer,
+                admin_root_account_ids=admin_ids,
+                require_link=True,
+            )
         )
 
 
