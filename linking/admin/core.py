@@ -203,6 +203,8 @@ class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
 @admin.register(Account)
 class AccountModelAdmin(TenantScopedAdmin):
     list_display = ["name", "parent", "domain", "sis_account_id", "workflow_state"]
+    # Django only follows non-null foreign keys on its own; parent is nullable.
+    list_select_related = ["parent"]
     list_filter = ["workflow_state"]
     search_fields = ["name", "domain", "sis_account_id"]
     fieldsets = [
