@@ -35,12 +35,26 @@ def user_json(user, *, link_root_account_ids=None) -> dict:
     return data
 
 
-def avatar_url(request, user) -> str:
-    """An absolute URL: relative paths get the request's scheme and host (Canvas)."""
-    url = user.avatar_url or FALLBACK_AVATAR_PATH
-    if url.startswith(("http://", "https://")):
-        return url
-    return request.build_absolute_uri(url if url.startswith("/") else f"/{url}")
+class AvatarUrls:
+    """Avatar URLs for one request: relative paths get its scheme and host (Canvas).
+
+    A page of a hundred users mostly shares a few paths (the fallback above
+    all), so each distinct path is made absolute once per request.
+    """
+
+    def __init__(self, request):
+        self.request = request
+        self._absolute: dict[str, str] = {}
+
+    def __call__(self, user) -> str:
+        url = user.avatar_url or FALLBACK_AVATAR_PATH
+        if url.startswith(("http://", "https://")):
+            return url
+        absolute = self._absolute.get(url)
+        if absolute is None:
+            path = url if url.startswith("/") else f"/{url}"
+            absolute = self._absolute[url] = self.request.build_absolute_uri(path)
+        return absolute
 
 
 def pairing_code_json(issued) -> dict:

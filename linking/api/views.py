@@ -122,6 +122,7 @@ class LinkedUsersListMixin:
             if visibility.any
             else {}
         )
+        avatar_url = s.AvatarUrls(request)
         rows = []
         for user in result.users:
             row = s.user_json(
@@ -131,7 +132,7 @@ class LinkedUsersListMixin:
                 ),
             )
             if user.pk in result.avatars_enabled:
-                row["avatar_url"] = s.avatar_url(request, user)
+                row["avatar_url"] = avatar_url(user)
             login = logins.get(user.pk)
             if visibility.sis_ids:
                 row["sis_user_id"] = login.sis_user_id if login else None

@@ -9,10 +9,11 @@ thirty. The write helpers wrap the link services with the API's rules for
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 
-from django.db import transaction
-from django.db.models import Aggregate, CharField, Count, Exists, OuterRef, Q, Subquery, Window
-from django.db.models.functions import Lower
+from django.db import connection, transaction
+from django.db.models import Q
 
 from ..models import (
     Account,
@@ -34,16 +35,30 @@ from .permissions import (
     common_root_account_ids,
     root_accounts_with_permission,
 )
+from .sql import Select, column_list
 from .tokens import authenticate_access_token
 
 OBSERVEES = "observees"
 OBSERVERS = "observers"
 
 
+@dataclass(frozen=True, slots=True)
+class LinkedUser:
+    """What a list page shows of a linked user (lighter than a User instance)."""
+
+    pk: int
+    name: str
+    sortable_name: str
+    short_name: str
+    pronouns: str
+    avatar_url: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class LinkedUsersPage:
     total: int
-    users: list[User]
+    users: list[LinkedUser]
     # user id -> root account ids with an active link for the pair
     link_root_account_ids: dict[int, list[int]]
     # ids of the page's users whose institution shows avatars (when asked for)
@@ -54,21 +69,44 @@ class LinkedUsersPage:
 _MAX_OFFSET = 10**15
 
 
-class _CommaSeparatedIds(Aggregate):
-    """The aggregated integer column as "3,7,12": one string per group, on SQLite and PostgreSQL."""
+_PAGE_FIELDS = ("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")
+_PAGE = Select([(User, _PAGE_FIELDS, lambda values: LinkedUser(*values))])
+# Per vendor, the aggregate that joins the pair's root account ids into "3,7,12".
+_ROOT_IDS_AGGREGATE = {
+    "postgresql": "STRING_AGG(CAST(l2.root_account_id AS text), ',')",
+    "sqlite": "GROUP_CONCAT(l2.root_account_id)",
+}
 
-    function = "GROUP_CONCAT"
-    template = "%(function)s(%(expressions)s)"
-    output_field = CharField()
 
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return super().as_sql(
-            compiler,
-            connection,
-            function="STRING_AGG",
-            template="%(function)s((%(expressions)s)::text, ',')",
-            **extra_context,
+@cache
+def _page_sql(vendor: str, direction: str, with_avatars: bool) -> str:
+    """The page statement: users linked to %(me)s, ordered, counted, with their link root ids.
+
+    Parameters, in order: link state, ``user`` (root ids), [login deleted
+    state, when with avatars], user deleted state, link state, ``user``,
+    limit, offset.
+    """
+    mine, theirs = ("observer_id", "student_id")
+    if direction == OBSERVERS:
+        mine, theirs = theirs, mine
+    links, users = ObservationLink._meta.db_table, User._meta.db_table
+    avatars = ""
+    if with_avatars:
+        # Canvas shows an avatar by the user's own institution, not the caller's.
+        avatars = (
+            f", EXISTS(SELECT 1 FROM {Login._meta.db_table} lg"  # noqa: S608
+            f" INNER JOIN {Account._meta.db_table} a ON a.id = lg.root_account_id"
+            " WHERE lg.user_id = u.id AND a.avatars_enabled AND lg.workflow_state <> %s)"
         )
+    return (
+        f"SELECT {column_list(User, 'u', _PAGE_FIELDS)}, COUNT(*) OVER (),"  # noqa: S608
+        f" (SELECT {_ROOT_IDS_AGGREGATE[vendor]} FROM {links} l2"
+        f" WHERE l2.workflow_state = %s AND l2.{mine} = %s AND l2.{theirs} = u.id)"
+        f"{avatars}"
+        f" FROM {users} u WHERE u.workflow_state <> %s AND u.id IN"
+        f" (SELECT l.{theirs} FROM {links} l WHERE l.workflow_state = %s AND l.{mine} = %s)"
+        " ORDER BY LOWER(u.sortable_name), u.id LIMIT %s OFFSET %s"
+    )
 
 
 def linked_users_page(
@@ -81,44 +119,35 @@ def linked_users_page(
     then id, as Canvas orders the lists. The total comes with the page (a
     window count) and each user's link root accounts with it (a correlated,
     index-bound subquery); only a page past the end needs a separate count.
-    With ``with_avatars`` the query also tells whose avatars may be shown
-    (see ``avatars_enabled_for``).
+    With ``with_avatars`` the query also tells whose avatars may be shown:
+    those with a live login in a root account with avatars on. Every list request runs this, so the
+    statement is written out (see ``services.sql``).
     """
-    mine, theirs = ("observer", "student") if direction == OBSERVEES else ("student", "observer")
-    links = ObservationLink.objects.active().filter(**{mine: user})
-    users = User.objects.live().filter(pk__in=links.values(f"{theirs}_id"))
-    root_ids = (
-        links.filter(**{f"{theirs}_id": OuterRef("pk")})
-        .order_by()
-        .values(f"{theirs}_id")
-        .annotate(ids=_CommaSeparatedIds("root_account_id"))
-        .values("ids")
-    )
+    active, deleted = ObservationLink.State.ACTIVE, User.State.DELETED
     offset = min(offset, _MAX_OFFSET)
-    annotations = {"total": Window(Count("id")), "link_root_ids": Subquery(root_ids)}
+    params: list = [active, user.pk]
     if with_avatars:
-        annotations["avatars_on"] = Exists(avatars_enabled_for(OuterRef("pk")))
-    page = list(
-        users.annotate(**annotations)
-        .order_by(Lower("sortable_name"), "id")
-        .only("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")[
-            offset : offset + limit
-        ]
-    )
-    if page:
-        total = page[0].total
+        params.append(Login.State.DELETED)
+    params += [deleted, active, user.pk, limit, offset]
+    sql = _page_sql(connection.vendor, direction, with_avatars)
+    rows = _PAGE.rows(sql, params)
+    if rows:
+        total = rows[0][1]
     elif offset:
-        total = users.count()
+        mine, theirs = ("observer", "student")
+        if direction == OBSERVERS:
+            mine, theirs = theirs, mine
+        links = ObservationLink.objects.active().filter(**{mine: user})
+        total = User.objects.live().filter(pk__in=links.values(f"{theirs}_id")).count()
     else:
         total = 0
     return LinkedUsersPage(
         total=total,
-        users=page,
+        users=[row[0] for row in rows],
         link_root_account_ids={
-            other.pk: sorted(int(pk) for pk in (other.link_root_ids or "").split(",") if pk)
-            for other in page
+            row[0].pk: sorted(int(pk) for pk in (row[2] or "").split(",") if pk) for row in rows
         },
-        avatars_enabled=frozenset(other.pk for other in page if with_avatars and other.avatars_on),
+        avatars_enabled=frozenset(row[0].pk for row in rows if with_avatars and row[3]),
     )
 
 
@@ -129,17 +158,6 @@ def pair_link_root_account_ids(*, observer: User, student: User) -> list[int]:
         .filter(observer=observer, student=student)
         .order_by("root_account_id")
         .values_list("root_account_id", flat=True)
-    )
-
-
-def avatars_enabled_for(user_ref):
-    """Live logins of ``user_ref`` in root accounts with avatars on (for an EXISTS).
-
-    Canvas shows an avatar according to the user's own institution, not the
-    caller's, so a parent from a school without avatars still sees them.
-    """
-    return Login.objects.filter(user_id=user_ref, root_account__avatars_enabled=True).exclude(
-        workflow_state=Login.State.DELETED
     )
 
 

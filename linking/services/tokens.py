@@ -2,6 +2,7 @@
 
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +11,7 @@ from ..models import AccessToken, AuditAction, User
 from .audit import record_event
 from .context import Actor
 from .hashing import keyed_hash
+from .sql import Select, column_list
 
 TOKEN_BYTES = 32
 # Writing last_used_at on every request would turn reads into writes; once a
@@ -41,26 +43,38 @@ def issue_access_token(
     return token, plaintext
 
 
+_TOKEN_WITH_USER = Select([(AccessToken, None), (User, None)])
+
+
+@cache
+def _token_sql() -> str:
+    return (
+        f"SELECT {column_list(AccessToken, 't')}, {column_list(User, 'u')}"  # noqa: S608
+        f" FROM {AccessToken._meta.db_table} t"
+        f" INNER JOIN {User._meta.db_table} u ON u.id = t.user_id"
+        " WHERE t.token_hash = %s"
+    )
+
+
 def authenticate_access_token(plaintext: str | None) -> AccessToken | None:
-    """The usable token (with its user) a bearer string names, or None. One indexed query."""
+    """The usable token (with its user) a bearer string names, or None. One indexed query.
+
+    Every API request runs this, so the statement is written out (see
+    ``services.sql``): an equality lookup on the unique hash, with
+    usability checked on the row.
+    """
     if not plaintext or len(plaintext) > 256:
         return None
-    # The hash is unique: an equality lookup, with usability checked on the row
-    # (every API request runs this, so the query is kept as small as it gets).
-    token = next(
-        iter(
-            AccessToken.objects.filter(token_hash=hash_token(plaintext))
-            .select_related("user")
-            .order_by()
-        ),
-        None,
-    )
+    rows = _TOKEN_WITH_USER.rows(_token_sql(), [hash_token(plaintext)])
+    if not rows:
+        return None
+    token, user = rows[0]
+    token.user = user
     now = timezone.now()
     if (
-        token is None
-        or token.revoked_at is not None
+        token.revoked_at is not None
         or (token.expires_at is not None and token.expires_at <= now)
-        or not token.user.is_active
+        or not user.is_active
     ):
         return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
