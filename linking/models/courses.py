@@ -53,6 +53,17 @@ class EnrollmentState(models.TextChoices):
     DELETED = "deleted", _("deleted")
 
 
+def mirrorable_q(**lookups) -> Q:
+    """The condition of ``EnrollmentQuerySet.mirrorable``, for combining with others."""
+    return Q(type=EnrollmentType.STUDENT, **lookups) & ~Q(
+        workflow_state__in=[
+            EnrollmentState.REJECTED,
+            EnrollmentState.COMPLETED,
+            EnrollmentState.DELETED,
+        ]
+    )
+
+
 class EnrollmentQuerySet(models.QuerySet):
     def live(self) -> "EnrollmentQuerySet":
         return self.exclude(workflow_state=EnrollmentState.DELETED)
@@ -62,13 +73,7 @@ class EnrollmentQuerySet(models.QuerySet):
 
     def mirrorable(self) -> "EnrollmentQuerySet":
         """Student enrollments an observer link mirrors (canvas-behaviour.md §5)."""
-        return self.students().exclude(
-            workflow_state__in=[
-                EnrollmentState.REJECTED,
-                EnrollmentState.COMPLETED,
-                EnrollmentState.DELETED,
-            ]
-        )
+        return self.filter(mirrorable_q())
 
 
 class Enrollment(models.Model):

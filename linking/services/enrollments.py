@@ -8,6 +8,7 @@ enrollments keep them in step.
 """
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import (
@@ -19,6 +20,7 @@ from ..models import (
     ObservationLink,
     User,
 )
+from ..models.courses import mirrorable_q
 
 # Student states that an observer enrollment mirrors. Inactive counts (the
 # observer then sits inactive too); completed, rejected and deleted do not.
@@ -73,21 +75,21 @@ def mirror_link_enrollments(link: ObservationLink) -> int:
         return 0
     if not _observer_can_enroll(link.observer, link.root_account_id):
         return 0
-    student_enrollments = list(
-        Enrollment.objects.mirrorable()
-        .filter(user_id=link.student_id, root_account_id=link.root_account_id)
-        .order_by("course_id", "id")
-    )
+    # The student's mirrorable enrollments and the observer's existing
+    # enrollments for this student, in one query.
+    student_enrollments, existing = [], {}
+    rows = Enrollment.objects.filter(
+        mirrorable_q(user_id=link.student_id)
+        | Q(user_id=link.observer_id, associated_user_id=link.student_id),
+        root_account_id=link.root_account_id,
+    ).order_by("course_id", "id")
+    for enrollment in rows:
+        if enrollment.user_id == link.student_id:
+            student_enrollments.append(enrollment)
+        else:
+            existing[enrollment.course_id] = enrollment
     if not student_enrollments:
         return 0
-    existing = {
-        e.course_id: e
-        for e in Enrollment.objects.filter(
-            user_id=link.observer_id,
-            associated_user_id=link.student_id,
-            course_id__in=[e.course_id for e in student_enrollments],
-        )
-    }
     now = timezone.now()
     to_create, to_update = [], []
     for source in student_enrollments:

@@ -213,7 +213,10 @@ def link_to_common_root_accounts(
             )
         if not common:
             raise NotAuthorized()
-    accounts = Account.objects.filter(pk__in=common).order_by("pk")
+    if narrowing != "all":  # common is {narrowing.pk}: the instance is at hand
+        accounts = [narrowing]
+    else:
+        accounts = Account.objects.filter(pk__in=common).order_by("pk")
     return link_observer_on_accounts(
         observer=observer, student=student, root_accounts=accounts, actor=actor, source=source
     )

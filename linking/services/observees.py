@@ -71,25 +71,26 @@ _MAX_OFFSET = 10**15
 
 _PAGE_FIELDS = ("id", "name", "sortable_name", "short_name", "pronouns", "avatar_url", "created_at")
 _PAGE = Select([(User, _PAGE_FIELDS, lambda values: LinkedUser(*values))])
-# Per vendor, the aggregate that joins the pair's root account ids into "3,7,12".
+# Per vendor, the aggregate that joins a pair's root account ids into "3,7,12".
 _ROOT_IDS_AGGREGATE = {
-    "postgresql": "STRING_AGG(CAST(l2.root_account_id AS text), ',')",
-    "sqlite": "GROUP_CONCAT(l2.root_account_id)",
+    "postgresql": "STRING_AGG(CAST(l.root_account_id AS text), ',')",
+    "sqlite": "GROUP_CONCAT(l.root_account_id)",
 }
 
 
 @cache
 def _page_sql(vendor: str, direction: str, with_avatars: bool) -> str:
-    """The page statement: users linked to %(me)s, ordered, counted, with their link root ids.
+    """The page statement: users linked to the given user, ordered and counted.
 
-    Parameters, in order: link state, ``user`` (root ids), [login deleted
-    state, when with avatars], user deleted state, link state, ``user``,
-    limit, offset.
+    The user's active links are grouped by the other user (one index range,
+    each group's root account ids joined into a string), then joined to the
+    live users by primary key. Parameters, in order: [login deleted state,
+    when with avatars], link state, the user, user deleted state, limit,
+    offset.
     """
     mine, theirs = ("observer_id", "student_id")
     if direction == OBSERVERS:
         mine, theirs = theirs, mine
-    links, users = ObservationLink._meta.db_table, User._meta.db_table
     avatars = ""
     if with_avatars:
         # Canvas shows an avatar by the user's own institution, not the caller's.
@@ -99,12 +100,13 @@ def _page_sql(vendor: str, direction: str, with_avatars: bool) -> str:
             " WHERE lg.user_id = u.id AND a.avatars_enabled AND lg.workflow_state <> %s)"
         )
     return (
-        f"SELECT {column_list(User, 'u', _PAGE_FIELDS)}, COUNT(*) OVER (),"  # noqa: S608
-        f" (SELECT {_ROOT_IDS_AGGREGATE[vendor]} FROM {links} l2"
-        f" WHERE l2.workflow_state = %s AND l2.{mine} = %s AND l2.{theirs} = u.id)"
+        f"SELECT {column_list(User, 'u', _PAGE_FIELDS)}, COUNT(*) OVER (), pair.ids"  # noqa: S608
         f"{avatars}"
-        f" FROM {users} u WHERE u.workflow_state <> %s AND u.id IN"
-        f" (SELECT l.{theirs} FROM {links} l WHERE l.workflow_state = %s AND l.{mine} = %s)"
+        f" FROM (SELECT l.{theirs} AS user_id, {_ROOT_IDS_AGGREGATE[vendor]} AS ids"
+        f" FROM {ObservationLink._meta.db_table} l"
+        f" WHERE l.workflow_state = %s AND l.{mine} = %s GROUP BY l.{theirs}) pair"
+        f" INNER JOIN {User._meta.db_table} u ON u.id = pair.user_id"
+        " WHERE u.workflow_state <> %s"
         " ORDER BY LOWER(u.sortable_name), u.id LIMIT %s OFFSET %s"
     )
 
@@ -117,18 +119,15 @@ def linked_users_page(
     ``direction`` is ``observees`` (``user`` is the observer) or ``observers``
     (``user`` is the student). Ordered by sortable name (case-insensitive),
     then id, as Canvas orders the lists. The total comes with the page (a
-    window count) and each user's link root accounts with it (a correlated,
-    index-bound subquery); only a page past the end needs a separate count.
-    With ``with_avatars`` the query also tells whose avatars may be shown:
-    those with a live login in a root account with avatars on. Every list request runs this, so the
-    statement is written out (see ``services.sql``).
+    window count) and each user's link root accounts with it; only a page
+    past the end needs a separate count. With ``with_avatars`` the query
+    also tells whose avatars may be shown: those with a live login in a root
+    account with avatars on. Every list request runs this, so the statement
+    is written out (see ``services.sql``).
     """
-    active, deleted = ObservationLink.State.ACTIVE, User.State.DELETED
     offset = min(offset, _MAX_OFFSET)
-    params: list = [active, user.pk]
-    if with_avatars:
-        params.append(Login.State.DELETED)
-    params += [deleted, active, user.pk, limit, offset]
+    params: list = [Login.State.DELETED] if with_avatars else []
+    params += [ObservationLink.State.ACTIVE, user.pk, User.State.DELETED, limit, offset]
     sql = _page_sql(connection.vendor, direction, with_avatars)
     rows = _PAGE.rows(sql, params)
     if rows:

@@ -30,23 +30,35 @@ def associated_root_account_ids(user: User) -> set[int]:
 
     One query (a UNION of three index-bound selects).
     """
-    logins = Login.objects.filter(user=user).exclude(workflow_state=Login.State.DELETED)
-    enrollments = Enrollment.objects.filter(user=user).live()
-    admins = AccountAdmin.objects.filter(user=user, workflow_state=AccountAdmin.State.ACTIVE)
+    return associated_root_account_ids_by_user([user.pk]).get(user.pk, set())
+
+
+def associated_root_account_ids_by_user(user_ids: Iterable[int]) -> dict[int, set[int]]:
+    """``associated_root_account_ids`` for several users in the same one query."""
+    user_ids = list(user_ids)
+    logins = Login.objects.filter(user_id__in=user_ids).exclude(workflow_state=Login.State.DELETED)
+    enrollments = Enrollment.objects.filter(user_id__in=user_ids).live()
+    admins = AccountAdmin.objects.filter(
+        user_id__in=user_ids, workflow_state=AccountAdmin.State.ACTIVE
+    )
     rows = (
         logins.order_by()
-        .values_list("root_account_id")
-        .union(enrollments.order_by().values_list("root_account_id"))
-        .union(admins.order_by().values_list("root_account_id"))
+        .values_list("user_id", "root_account_id")
+        .union(enrollments.order_by().values_list("user_id", "root_account_id"))
+        .union(admins.order_by().values_list("user_id", "root_account_id"))
     )
-    return {row[0] for row in rows}
+    found: dict[int, set[int]] = {}
+    for user_id, root_account_id in rows:
+        found.setdefault(user_id, set()).add(root_account_id)
+    return found
 
 
 def common_root_account_ids(first: User, second: User) -> set[int]:
-    """Root accounts both users are associated with; empty for the same user (Canvas)."""
+    """Root accounts both users are associated with; empty for the same user (Canvas). One query."""
     if first.pk == second.pk:
         return set()
-    return associated_root_account_ids(first) & associated_root_account_ids(second)
+    found = associated_root_account_ids_by_user([first.pk, second.pk])
+    return found.get(first.pk, set()) & found.get(second.pk, set())
 
 
 def root_accounts_with_permission(

@@ -32,13 +32,13 @@ def resolve_user(
     school's SIS ids never reach another school's users.
     """
     reference = (reference or "").strip()
-    users = User.objects.all() if include_deleted else User.objects.live()
     if reference == "self":
         if caller is None:
             raise NotFound()
         if not include_deleted and not caller.is_active:
             raise NotFound()
         return caller
+    users = User.objects.all() if include_deleted else User.objects.live()
     if _INTEGER.match(reference):
         user_id = int(reference)
         if user_id > _MAX_ID:
