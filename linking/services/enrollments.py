@@ -55,9 +55,9 @@ def observer_enrollment_mirroring(
     )
 
 
-def _observer_can_enroll(observer: User, root_account_id: int) -> bool:
+def _observer_can_enroll(observer_id: int, root_account_id: int) -> bool:
     return (
-        Login.objects.filter(user=observer, root_account_id=root_account_id)
+        Login.objects.filter(user_id=observer_id, root_account_id=root_account_id)
         .exclude(workflow_state=Login.State.DELETED)
         .exists()
     )
@@ -73,7 +73,7 @@ def mirror_link_enrollments(link: ObservationLink) -> int:
     """
     if link.workflow_state != ObservationLink.State.ACTIVE:
         return 0
-    if not _observer_can_enroll(link.observer, link.root_account_id):
+    if not _observer_can_enroll(link.observer_id, link.root_account_id):
         return 0
     # The student's mirrorable enrollments and the observer's existing
     # enrollments for this student, in one query.

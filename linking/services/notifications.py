@@ -77,6 +77,10 @@ _REPORTABLE = {Kind.NEW_OBSERVER_TO_STUDENT, Kind.NEW_OBSERVER_TO_OBSERVERS}
 _suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "notifications_suppressed", default=False
 )
+# root account id -> (settings, active webhook endpoints), inside one_lookup_per_root_account.
+_root_lookups: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "notifications_root_lookups", default=None
+)
 
 
 class InvalidReportLink(LinkingError):
@@ -96,6 +100,24 @@ def suppressed() -> Iterator[None]:
 
 def emails_suppressed() -> bool:
     return _suppressed.get()
+
+
+@contextlib.contextmanager
+def one_lookup_per_root_account() -> Iterator[None]:
+    """Inside the block, each root account's settings and webhook endpoints are read once.
+
+    For a service that records several events in one transaction (a
+    redemption: the link, then the code), so the second event does not
+    repeat the first one's reads. Nested blocks share the outermost one.
+    """
+    if _root_lookups.get() is not None:
+        yield
+        return
+    token = _root_lookups.set({})
+    try:
+        yield
+    finally:
+        _root_lookups.reset(token)
 
 
 # Queueing ------------------------------------------------------------------
@@ -126,7 +148,9 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     if not relevant:
         return
     _attach_related(relevant)
-    by_root: dict[int, tuple[NotificationSettings, list]] = {}
+    by_root = _root_lookups.get()
+    if by_root is None:
+        by_root = {}
     emails: list[EmailNotification] = []
     deliveries: list[WebhookDelivery] = []
     send_emails = not emails_suppressed()
