@@ -415,6 +415,8 @@ def run_tier(db: str, tier: Tier, args) -> TierRun:
         f"--output={data_path}",
     )
     run.generate_seconds = round(time.monotonic() - started, 1)
+    log(f"{db} / {tier.links} links: vacuum and checkpoint before measuring")
+    dbtask(env, "settle", data_path)
     data = json.loads(data_path.read_text())
     rng = random.Random(7)
     with Gunicorn(env, args.workers) as server:
