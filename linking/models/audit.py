@@ -40,8 +40,14 @@ class AuditEvent(models.Model):
     student = models.ForeignKey(
         "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # root_account and link lead the audit_root_time / audit_link_time indexes.
     root_account = models.ForeignKey(
-        "linking.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "linking.Account",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     link = models.ForeignKey(
         "linking.ObservationLink",
@@ -49,6 +55,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="audit_events",
+        db_index=False,
     )
     pairing_code = models.ForeignKey(
         "linking.PairingCode",

@@ -35,14 +35,19 @@ class ObservationLink(models.Model):
         ACTIVE = "active", _("active")
         DELETED = "deleted", _("deleted")
 
+    # observer, student and root_account lead composite indexes (Meta), so
+    # they have no single-column index of their own.
     observer = models.ForeignKey(
-        "linking.User", on_delete=models.PROTECT, related_name="observed_links"
+        "linking.User", on_delete=models.PROTECT, related_name="observed_links", db_index=False
     )
     student = models.ForeignKey(
-        "linking.User", on_delete=models.PROTECT, related_name="observer_links"
+        "linking.User", on_delete=models.PROTECT, related_name="observer_links", db_index=False
     )
     root_account = models.ForeignKey(
-        "linking.Account", on_delete=models.PROTECT, related_name="observation_links"
+        "linking.Account",
+        on_delete=models.PROTECT,
+        related_name="observation_links",
+        db_index=False,
     )
     workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
     source = models.CharField(max_length=32, choices=LinkSource, default=LinkSource.API)

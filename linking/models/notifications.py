@@ -99,12 +99,13 @@ class EmailNotification(models.Model):
         related_name="email_notifications",
     )
     kind = models.CharField(max_length=32, choices=Kind)
-    recipient = models.ForeignKey(
+    recipient = models.ForeignKey(  # leads the email_recent index
         "linking.User",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="email_notifications",
+        db_index=False,
     )
     to_email = models.EmailField(max_length=254)
     language = models.CharField(max_length=16)

@@ -28,13 +28,16 @@ class PairingCode(models.Model):
         REDEEMED = "redeemed", _("redeemed")
         REVOKED = "revoked", _("revoked")
 
+    # Leads the pairing_code_student index.
     student = models.ForeignKey(
-        "linking.User", on_delete=models.PROTECT, related_name="pairing_codes"
+        "linking.User", on_delete=models.PROTECT, related_name="pairing_codes", db_index=False
     )
     root_account = models.ForeignKey(
         "linking.Account", on_delete=models.PROTECT, related_name="pairing_codes"
     )
-    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique through Meta.constraints: unique=True would add a second,
+    # LIKE-pattern index on PostgreSQL that no query uses.
+    code_hash = models.CharField(max_length=64, editable=False)
     expires_at = models.DateTimeField(db_index=True)
     workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
     issued_by = models.ForeignKey(
@@ -55,6 +58,7 @@ class PairingCode(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(fields=["code_hash"], name="pairing_code_hash_unique"),
             models.CheckConstraint(
                 condition=Q(workflow_state="redeemed", redeemed_at__isnull=False)
                 | ~Q(workflow_state="redeemed"),
