@@ -15,7 +15,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--duration", type=int, default=8, help="seconds per read endpoint")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over the read endpoints (median kept)"
+    )
     parser.add_argument("--write-duration", type=int, default=5, help="seconds per write")
+    parser.add_argument(
+        "--cache",
+        choices=["auto", "redis", "db"],
+        default="auto",
+        help="rate-limit store: Redis (production's; auto when it answers on 6379) or the database",
+    )
     parser.add_argument("--no-explain", dest="explain", action="store_false")
     parser.add_argument("--explain-all", action="store_true", help="plans on SQLite too")
     parser.add_argument("--print-plans", action="store_true", help="print plans at every tier")

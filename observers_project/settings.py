@@ -137,6 +137,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    # PostgreSQL: bind parameters on the server and prepare each statement a
+    # connection runs more than once, so PostgreSQL parses and plans the
+    # service's fixed set of statements once per connection instead of on
+    # every request. Turn off behind a pooler in transaction mode (PgBouncer
+    # before 1.21), which cannot keep prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": 2}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Rate limits must hold across worker processes, so the default cache is the

@@ -91,8 +91,9 @@ def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) ->
         .order_by("-created_at", "-id")
         .values_list("pk", flat=True)
     )
-    for stale_id in active[MAX_ACTIVE_CODES - 1 :]:
-        stale = PairingCode.objects.get(pk=stale_id)
+    for stale in PairingCode.objects.filter(pk__in=active[MAX_ACTIVE_CODES - 1 :]).select_related(
+        "root_account", "student"
+    ):
         _revoke(stale, actor, reason="cap")
     expires_at = now + timedelta(hours=root_account.pairing_code_lifetime_hours)
     for _attempt in range(5):
