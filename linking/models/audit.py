@@ -27,7 +27,13 @@ class AuditSource(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    """What happened, who did it, to whom, from where. Rows are only ever inserted."""
+    """What happened, who did it, to whom, from where.
+
+    Rows are only ever inserted; the one later write is the notification
+    planner clearing ``notifications_pending`` once it has queued the
+    e-mails and webhook deliveries the event causes (the audit trail is the
+    notifications' outbox).
+    """
 
     action = models.CharField(max_length=40, choices=AuditAction)
     source = models.CharField(max_length=16, choices=AuditSource)
@@ -68,12 +74,21 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the event may cause e-mails or webhook deliveries that are not
+    # planned yet; emails_suppressed records a notifications.suppressed() block.
+    notifications_pending = models.BooleanField(default=False, db_default=False, editable=False)
+    emails_suppressed = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["root_account", "-created_at"], name="audit_root_time"),
             models.Index(fields=["link", "-created_at"], name="audit_link_time"),
+            models.Index(
+                fields=["id"],
+                condition=models.Q(notifications_pending=True),
+                name="audit_notifications_pending",
+            ),
         ]
 
     def __str__(self) -> str:

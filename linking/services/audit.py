@@ -16,7 +16,14 @@ def record_event(
     pairing_code=None,
     detail: dict | None = None,
 ) -> AuditEvent:
-    event = AuditEvent.objects.create(
+    """Write one audit event, marked for the notification planner when it may notify anyone.
+
+    The event is the outbox: it commits or rolls back with the change, and
+    ``notifications.plan_pending`` (run by the sender) later turns it into
+    e-mails and webhook deliveries, so a request pays for none of that.
+    """
+    pending = notifications.may_notify(action, root_account)
+    return AuditEvent.objects.create(
         action=action,
         source=actor.source,
         actor=actor.user if actor.user is not None and actor.user.pk else None,
@@ -28,7 +35,6 @@ def record_event(
         ip_address=actor.ip_address,
         user_agent=(actor.user_agent or "")[:512],
         detail=detail or {},
+        notifications_pending=pending,
+        emails_suppressed=pending and notifications.emails_suppressed(),
     )
-    # Same transaction as the change: a rolled-back change queues no message.
-    notifications.enqueue_for_event(event)
-    return event

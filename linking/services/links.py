@@ -17,7 +17,6 @@ from ..models import (
     SisBatch,
     User,
 )
-from . import notifications
 from .audit import record_event
 from .context import Actor
 from .enrollments import mirror_link_enrollments, remove_link_enrollments
@@ -113,7 +112,7 @@ def link_observer_on_accounts(
 ) -> list[ObservationLink]:
     """Link on each given root account, atomically; returns the links."""
     # No savepoint of its own: each link_observer call already has one.
-    with transaction.atomic(savepoint=False), notifications.one_lookup_per_root_account():
+    with transaction.atomic(savepoint=False):
         return [
             link_observer(
                 observer=observer, student=student, root_account=account, actor=actor, source=source
@@ -176,9 +175,8 @@ def delete_user(*, user: User, actor: Actor) -> None:
         .filter(Q(observer=user) | Q(student=user))
         .select_related("observer", "student", "root_account")
     )
-    with notifications.one_lookup_per_root_account():
-        for link in links:
-            unlink_observer(link=link, actor=actor)
+    for link in links:
+        unlink_observer(link=link, actor=actor)
     Enrollment.objects.filter(user=user).exclude(workflow_state=EnrollmentState.DELETED).update(
         workflow_state=EnrollmentState.DELETED, updated_at=timezone.now()
     )

@@ -1,9 +1,11 @@
 """E-mail notifications and webhook deliveries for link and pairing-code events.
 
-Every audit event passes through ``enqueue_for_event`` (called by
-``audit.record_event``), so the messages a change causes are queued in the
-same transaction as the change: a rolled-back change queues nothing. Nothing
-is sent during the request; ``manage.py send_queued_notifications`` delivers
+The audit trail is the outbox: ``audit.record_event`` marks each event that
+may notify someone (``notifications_pending``) in the same transaction as
+the change, so a rolled-back change notifies no one, and a request spends
+nothing on notifications. ``manage.py send_queued_notifications`` first plans
+the pending events in bulk (``plan_pending``: who is told what, from the
+root account's settings and webhook endpoints at that moment), then delivers
 the queue with retries and exponential back-off.
 
 Who gets what (each can be turned off per root account in NotificationSettings):
@@ -77,10 +79,6 @@ _REPORTABLE = {Kind.NEW_OBSERVER_TO_STUDENT, Kind.NEW_OBSERVER_TO_OBSERVERS}
 _suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "notifications_suppressed", default=False
 )
-# root account id -> (settings, active webhook endpoints), inside one_lookup_per_root_account.
-_root_lookups: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
-    "notifications_root_lookups", default=None
-)
 
 
 class InvalidReportLink(LinkingError):
@@ -102,43 +100,54 @@ def emails_suppressed() -> bool:
     return _suppressed.get()
 
 
-@contextlib.contextmanager
-def one_lookup_per_root_account() -> Iterator[None]:
-    """Inside the block, each root account's settings and webhook endpoints are read once.
-
-    For a service that records several events in one transaction (a
-    redemption: the link, then the code), so the second event does not
-    repeat the first one's reads. Nested blocks share the outermost one.
-    """
-    if _root_lookups.get() is not None:
-        yield
-        return
-    token = _root_lookups.set({})
-    try:
-        yield
-    finally:
-        _root_lookups.reset(token)
-
-
 # Queueing ------------------------------------------------------------------
 
 
-def enqueue_for_event(event: AuditEvent) -> None:
-    """Queue the e-mails and webhook deliveries an audit event causes.
+def may_notify(action: str, root_account) -> bool:
+    """Whether an event can cause e-mails or webhook deliveries (else it is never planned)."""
+    return action in webhooks.WEBHOOK_EVENTS and root_account is not None
 
-    Called by ``record_event`` inside the transaction that wrote the event.
-    Events nobody is told about (failed attempts, tokens, issued codes) cost
-    no query.
+
+def plan_pending(*, batch: int = 500) -> int:
+    """Queue the e-mails and webhook deliveries of up to ``batch`` pending audit events.
+
+    Oldest first, in one transaction that also clears the events' flag, so
+    an event is planned exactly once; concurrent planners skip each other's
+    rows. E-mails are left out for events recorded inside a
+    ``suppressed()`` block. Returns the number of events planned.
     """
-    enqueue_for_events([event])
+    with transaction.atomic():
+        pending = AuditEvent.objects.filter(notifications_pending=True).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        events = list(pending[:batch])
+        if not events:
+            return 0
+        enqueue_for_events([event for event in events if not event.emails_suppressed])
+        with suppressed():
+            enqueue_for_events([event for event in events if event.emails_suppressed])
+        AuditEvent.objects.filter(pk__in=[event.pk for event in events]).update(
+            notifications_pending=False
+        )
+    return len(events)
+
+
+def plan_all_pending(*, batch: int = 500) -> int:
+    """``plan_pending`` until no event is pending; returns how many were planned."""
+    total = 0
+    while planned := plan_pending(batch=batch):
+        total += planned
+    return total
 
 
 def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
-    """``enqueue_for_event`` for many saved events at once (bulk writers such as the SIS import).
+    """Queue the e-mails and webhook deliveries of saved events, in bulk.
 
-    Call it in the transaction that inserted the events, with instances that
-    have their primary keys. Related people, links and root accounts are
-    loaded in bulk, settings and endpoints once per root account.
+    Used by ``plan_pending`` and by bulk writers that insert events with
+    ``notifications_pending`` off (the SIS import), in the transaction that
+    inserted them. Events nobody is told about are skipped; related people,
+    links and root accounts are loaded in bulk, settings and endpoints once
+    per root account.
     """
     relevant = [
         event
@@ -148,9 +157,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     if not relevant:
         return
     _attach_related(relevant)
-    by_root = _root_lookups.get()
-    if by_root is None:
-        by_root = {}
+    by_root: dict[int, tuple[NotificationSettings, list]] = {}
     emails: list[EmailNotification] = []
     deliveries: list[WebhookDelivery] = []
     send_emails = not emails_suppressed()
@@ -551,7 +558,8 @@ def deliver_due_webhooks(*, batch: int = 100) -> DeliveryReport:
 
 
 def deliver_due(*, batch: int = 100) -> DeliveryReport:
-    """One pass over both queues: up to ``batch`` e-mails and ``batch`` webhook posts."""
+    """Plan every pending event, then one pass over both queues (``batch`` of each kind)."""
+    plan_all_pending()
     return deliver_due_emails(batch=batch).add(deliver_due_webhooks(batch=batch))
 
 

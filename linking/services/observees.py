@@ -24,7 +24,6 @@ from ..models import (
     Permission,
     User,
 )
-from . import notifications
 from .context import Actor
 from .credentials import find_student_by_credentials
 from .errors import NotAuthorized, NotFound, NothingToLink, UnknownObservee
@@ -349,5 +348,4 @@ def remove_observee(
     links = list(links.select_related("observer", "student", "root_account"))
     if not links:
         raise NotFound()
-    with notifications.one_lookup_per_root_account():
-        return sum(unlink_observer(link=link, actor=actor) for link in links)
+    return sum(unlink_observer(link=link, actor=actor) for link in links)

@@ -24,7 +24,7 @@ from ..models import (
     Permission,
     User,
 )
-from . import notifications, ratelimit
+from . import ratelimit
 from .audit import record_event
 from .context import Actor
 from .errors import FeatureDisabled, InvalidPairingCode, LinkingError, NotAuthorized
@@ -178,10 +178,9 @@ def redeem_pairing_code(
     student = pairing_code.student
     narrowing = link_root_accounts if link_root_accounts is not None else root_account
     try:
-        with notifications.one_lookup_per_root_account():
-            return _consume_and_link(
-                pairing_code, student, observer, root_account, actor, narrowing, source
-            )
+        return _consume_and_link(
+            pairing_code, student, observer, root_account, actor, narrowing, source
+        )
     except LinkingError as error:
         # The consuming transaction rolled back, so the code is still usable;
         # the refusal is recorded outside it (never with the plaintext).

@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from linking.models import LinkSource
+from linking.services import notifications
 from linking.services.context import Actor
 from linking.services.links import link_observer
 
@@ -23,16 +24,22 @@ def observer(make_user, root_account):
 
 @pytest.fixture
 def link(system_actor):
-    """link(observer, student, root_account, source=...) -> the link, made through the service."""
+    """link(observer, student, root_account, source=...) -> the link, made through the service.
+
+    Its notifications are then planned, as the sender does before sending
+    (test_queueing checks the planning itself and links without this).
+    """
 
     def make(observer, student, root_account, *, source=LinkSource.PORTAL, actor=None):
-        return link_observer(
+        made = link_observer(
             observer=observer,
             student=student,
             root_account=root_account,
             actor=actor or system_actor,
             source=source,
         )[0]
+        notifications.plan_all_pending()
+        return made
 
     return make
 

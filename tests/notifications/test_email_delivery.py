@@ -191,3 +191,27 @@ def test_the_portal_include_lists_recent_notifications(link, student, observer, 
     assert "Recent notifications" in html
     assert "Olive Observer can now see your courses" in html
     assert render_to_string("linking/_notifications.html", {"notifications": []}).strip() == ""
+
+
+def test_the_sender_plans_pending_events_before_sending(
+    student, observer, root_account, system_actor, capsys
+):
+    from linking.services.links import link_observer
+
+    link_observer(
+        observer=observer,
+        student=student,
+        root_account=root_account,
+        actor=system_actor,
+        source=LinkSource.ADMIN,
+    )
+    assert EmailNotification.objects.count() == 0  # the request wrote only the audit event
+
+    call_command("send_queued_notifications")
+
+    assert "sent 2, retrying 0, failed 0" in capsys.readouterr().out
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "olive@example.test",
+        "sam@example.test",
+    ]
+    assert EmailNotification.objects.filter(status=DeliveryStatus.SENT).count() == 2

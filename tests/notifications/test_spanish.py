@@ -48,6 +48,7 @@ def test_link_removed_email_in_spanish(link, make_user, student, root_account, s
     made = link(parent, student, root_account)
 
     unlink_observer(link=made, actor=system_actor)
+    notifications.plan_all_pending()
 
     message = notifications.render_email(
         EmailNotification.objects.get(
@@ -72,6 +73,7 @@ def test_pages_follow_accept_language(client, root_account, make_user):
         actor=Actor.system("admin"),
         source=LinkSource.ADMIN,
     )
+    notifications.plan_all_pending()
 
     client.force_login(parent)
     spanish = client.get(

@@ -99,6 +99,7 @@ def test_every_subscribed_event_type_is_queued_once(
     )
     spare = issue_pairing_code(student=student, root_account=root_account, actor=system_actor)
     revoke_pairing_code(pairing_code=spare.pairing_code, actor=system_actor)
+    notifications.plan_all_pending()
 
     assert list(WebhookDelivery.objects.order_by("id").values_list("event_type", flat=True)) == [
         "link.created",

@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from linking.models import EnrollmentType, LinkSource
 from linking.models.notifications import EmailNotification
-from linking.services import enrollments, links
+from linking.services import enrollments, links, notifications
 from linking.services.context import Actor
 from tests import factories
 
@@ -21,6 +21,7 @@ def test_student_and_observer_see_recent_notifications(client, root_account, mak
         actor=Actor.system("admin"),
         source=LinkSource.ADMIN,
     )
+    notifications.plan_all_pending()  # what the sender does first
     assert EmailNotification.objects.filter(recipient=student).count() == 1
     assert EmailNotification.objects.filter(recipient=parent).count() == 1
 

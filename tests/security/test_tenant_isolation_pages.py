@@ -77,7 +77,7 @@ def world(schools, tmp_path, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     b = schools["b"]
     school = b["school"]
-    from linking.services import webhooks
+    from linking.services import notifications, webhooks
 
     WebhookEndpoint.objects.create(
         root_account=school,
@@ -107,6 +107,7 @@ def world(schools, tmp_path, settings):
         root_account=school, link=link, observer=b["parent"], student=b["student"]
     )
     NotificationSettings.objects.get_or_create(root_account=school)
+    notifications.plan_all_pending()  # the queued e-mails and deliveries, as the sender makes them
     b["link"] = link
     return schools
 

@@ -1,4 +1,4 @@
-"""SIS imports queue the same e-mails and webhooks as one-by-one linking, unless suppressed."""
+"""SIS imports cause the same e-mails and webhooks as one-by-one linking, unless suppressed."""
 
 import io
 
@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from linking.models import AuditEvent, ObservationLink
 from linking.models.notifications import EmailNotification, WebhookDelivery, WebhookEndpoint
+from linking.services import notifications
 
 HEADER = "observer_id,student_id,status\n"
 
@@ -24,6 +25,8 @@ def test_import_queues_emails_and_webhooks_for_each_new_link(
     assert len(links) == 2
     events = AuditEvent.objects.filter(action="link.created")
     assert events.count() == 2
+    assert set(events.values_list("notifications_pending", flat=True)) == {True}
+    assert notifications.plan_all_pending() == 2
     # Each link: one e-mail to the student and one to the observer (a link made by SIS).
     for link in links:
         recipients = set(
@@ -53,6 +56,7 @@ def test_no_notifications_flag_suppresses_emails_but_not_webhooks(sis_dir, sis_u
     )
 
     assert ObservationLink.objects.active().count() == 1
+    assert notifications.plan_all_pending() == 1
     assert EmailNotification.objects.count() == 0
     assert WebhookDelivery.objects.count() == 1
 
@@ -63,5 +67,6 @@ def test_dry_run_queues_nothing(sis_dir, sis_users, root_account, run_import):
     run_import(path, dry_run=True)
 
     assert ObservationLink.objects.count() == 0
+    assert notifications.plan_all_pending() == 0
     assert EmailNotification.objects.count() == 0
     assert WebhookDelivery.objects.count() == 0

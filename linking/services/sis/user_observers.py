@@ -201,6 +201,8 @@ _AUDIT_COLUMNS = (
     "ip_address",
     "user_agent",
     "created_at",
+    "notifications_pending",
+    "emails_suppressed",
 )
 
 
@@ -342,7 +344,11 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         ctx.root_account.pk,
         field("ip_address").get_db_prep_save(actor.ip_address, connection),
         (actor.user_agent or "")[:512],
-        _db_datetime(now := timezone.now()),
+        _db_datetime(timezone.now()),
+        # Every change here is a link event of this root account: the
+        # notification planner picks them up like record_event's.
+        True,
+        notifications.emails_suppressed(),
     )
     insert_rows(
         AuditEvent,
@@ -352,21 +358,6 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
             for action, pair in events
         ],
     )
-    # The bulk insert bypasses record_event, so queue the e-mails and webhooks
-    # it would have queued, from the rows just written (same transaction).
-    links_by_id = {links_by_pair[pair].pk: links_by_pair[pair] for _, pair in events}
-    written = list(
-        AuditEvent.objects.filter(
-            root_account=ctx.root_account,
-            source=actor.source,
-            created_at=now,
-            link_id__in=links_by_id,
-        )
-    )
-    for event in written:
-        event.link = links_by_id[event.link_id]
-        event.root_account = ctx.root_account
-    notifications.enqueue_for_events(written)
 
 
 def planned_deletions(ctx: ImportContext, rows: Iterable[SisRow]) -> set[int]:
