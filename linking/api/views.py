@@ -167,6 +167,7 @@ class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
         responses={
             200: s.ObserveeSerializer,
             400: s.ErrorSerializer,
+            415: s.ErrorSerializer,
             422: s.ErrorSerializer,
             429: s.ErrorSerializer,
             **ERRORS,
@@ -237,7 +238,12 @@ class ObserveeDetailView(CanvasAPIView):
         summary="Link a student by id (admins with manage_user_observers)",
         parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
         request=s.RootAccountParamSerializer,
-        responses={200: s.ObserveeSerializer, 400: s.ErrorSerializer, **ERRORS},
+        responses={
+            200: s.ObserveeSerializer,
+            400: s.ErrorSerializer,
+            415: s.ErrorSerializer,
+            **ERRORS,
+        },
     )
     def put(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")
@@ -262,7 +268,12 @@ class ObserveeDetailView(CanvasAPIView):
         summary="Unlink a student (all shared root accounts, or root_account_id's only)",
         parameters=[USER_ID, OBSERVEE_ID, ROOT_ACCOUNT_QUERY],
         request=None,
-        responses={200: s.ObserveeSerializer, 400: s.ErrorSerializer, **ERRORS},
+        responses={
+            200: s.ObserveeSerializer,
+            400: s.ErrorSerializer,
+            415: s.ErrorSerializer,
+            **ERRORS,
+        },
     )
     def delete(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")

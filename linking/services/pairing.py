@@ -11,8 +11,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..models import (
@@ -31,6 +32,7 @@ from .errors import FeatureDisabled, InvalidPairingCode, LinkingError, NotAuthor
 from .hashing import keyed_hash
 from .links import link_to_common_root_accounts
 from .permissions import can_generate_pairing_code, has_account_permission, is_pairable_student
+from .sql import Select, column_list
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
@@ -135,6 +137,21 @@ def _failed_attempt(actor: Actor, root_account: Account, reason: str) -> Invalid
     return InvalidPairingCode()
 
 
+_CODE_WITH_STUDENT = Select([(PairingCode, None), (User, None)])
+
+
+@cache
+def _code_sql() -> str:
+    """A redeemable code of a root account by its hash, with its student (see ``services.sql``)."""
+    return (
+        f"SELECT {column_list(PairingCode, 'c')}, {column_list(User, 'u')}"  # noqa: S608
+        f" FROM {PairingCode._meta.db_table} c"
+        f" INNER JOIN {User._meta.db_table} u ON u.id = c.student_id"
+        " WHERE c.root_account_id = %s AND c.code_hash = %s"
+        " AND c.workflow_state = %s AND c.expires_at > %s"
+    )
+
+
 def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> PairingCode:
     """Look a typed code up among the root account's live codes, counting failures.
 
@@ -146,14 +163,19 @@ def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> P
     canonical = normalize_code(code)
     if canonical is None:
         raise _failed_attempt(actor, root_account, "malformed")
-    found = (
-        PairingCode.objects.redeemable()
-        .filter(root_account=root_account, code_hash=hash_code(canonical))
-        .select_related("student")
-        .first()
+    rows = _CODE_WITH_STUDENT.rows(
+        _code_sql(),
+        [
+            root_account.pk,
+            hash_code(canonical),
+            PairingCode.State.ACTIVE,
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+        ],
     )
-    if found is None or not found.student.is_active:
+    if not rows or not rows[0][1].is_active:
         raise _failed_attempt(actor, root_account, "no_match")
+    found, student = rows[0]
+    found.student = student
     return found
 
 

@@ -8,6 +8,7 @@ or by course roles an override switches on.
 """
 
 from collections.abc import Iterable
+from functools import cache
 
 from django.db.models import Q
 
@@ -23,6 +24,7 @@ from ..models import (
     User,
 )
 from .errors import NotAuthorized, NotFound
+from .sql import Select
 
 
 def associated_root_account_ids(user: User) -> set[int]:
@@ -33,22 +35,39 @@ def associated_root_account_ids(user: User) -> set[int]:
     return associated_root_account_ids_by_user([user.pk]).get(user.pk, set())
 
 
+_ASSOCIATED = Select([])
+
+
+@cache
+def _associated_sql(count: int) -> str:
+    """Live logins, live enrollments and active admin roles of ``count`` users: a UNION.
+
+    Every link write and every admin's request runs this, so it is written
+    out (see ``services.sql``). Parameters: the ids, login deleted state,
+    the ids, enrollment deleted state, the ids, admin active state.
+    """
+    ids = ", ".join(["%s"] * count)
+    selects = [
+        f"SELECT user_id, root_account_id FROM {model._meta.db_table}"  # noqa: S608
+        f" WHERE user_id IN ({ids}) AND workflow_state {operator} %s"
+        for model, operator in ((Login, "<>"), (Enrollment, "<>"), (AccountAdmin, "="))
+    ]
+    return " UNION ".join(selects)
+
+
 def associated_root_account_ids_by_user(user_ids: Iterable[int]) -> dict[int, set[int]]:
     """``associated_root_account_ids`` for several users in the same one query."""
     user_ids = list(user_ids)
-    logins = Login.objects.filter(user_id__in=user_ids).exclude(workflow_state=Login.State.DELETED)
-    enrollments = Enrollment.objects.filter(user_id__in=user_ids).live()
-    admins = AccountAdmin.objects.filter(
-        user_id__in=user_ids, workflow_state=AccountAdmin.State.ACTIVE
-    )
-    rows = (
-        logins.order_by()
-        .values_list("user_id", "root_account_id")
-        .union(enrollments.order_by().values_list("user_id", "root_account_id"))
-        .union(admins.order_by().values_list("user_id", "root_account_id"))
-    )
+    params = [
+        *user_ids,
+        Login.State.DELETED,
+        *user_ids,
+        EnrollmentState.DELETED,
+        *user_ids,
+        AccountAdmin.State.ACTIVE,
+    ]
     found: dict[int, set[int]] = {}
-    for user_id, root_account_id in rows:
+    for user_id, root_account_id in _ASSOCIATED.rows(_associated_sql(len(user_ids)), params):
         found.setdefault(user_id, set()).add(root_account_id)
     return found
 
