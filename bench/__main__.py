@@ -14,11 +14,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
-    parser.add_argument("--duration", type=int, default=8, help="seconds per read endpoint")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="rounds over the read endpoints (median kept)"
+        "--duration", type=int, default=8, help="seconds per read endpoint and round"
     )
-    parser.add_argument("--write-duration", type=int, default=5, help="seconds per write")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over the endpoints (median kept)"
+    )
+    parser.add_argument(
+        "--write-duration", type=int, default=2, help="seconds per write endpoint and round"
+    )
     parser.add_argument(
         "--cache",
         choices=["auto", "redis", "db"],

@@ -434,6 +434,7 @@ def median_round(rounds: list[Result]) -> Result:
     chosen.socket_errors = sum(r.socket_errors for r in rounds)
     chosen.requests = sum(r.requests for r in rounds)
     chosen.sample = next((r.sample for r in rounds if r.sample), "")
+    chosen.exhausted = any(r.exhausted for r in rounds)
     return chosen
 
 
@@ -480,9 +481,10 @@ def run_tier(db: str, tier: Tier, args) -> TierRun:
             log(run.notes[-1] + f": {body[:200]}")
         # Warm every worker up (imports, connections) before measuring.
         run_wrk(server.port, "warmup", ["GET\t/health\t\t"], cycle=True, duration=2, args=args)
-        # Reads run in --repeat rounds over every read endpoint and each keeps its
-        # median round: a slow stretch of a shared machine then touches every
-        # endpoint alike instead of one. Writes consume their data: one run each.
+        # Every endpoint runs in --repeat rounds and keeps its median round. Reads
+        # go round-robin, so a slow stretch of a shared machine touches every
+        # endpoint alike instead of one. Writes consume their data, so each round
+        # gets its own share of the request list.
         rounds: dict[str, list[Result]] = {}
         planned = endpoints(data, env, data_path, rng)
         reads = []
@@ -504,14 +506,23 @@ def run_tier(db: str, tier: Tier, args) -> TierRun:
         results = [median_round(found) for found in rounds.values()]
         if run.api:
             later = [pending_write] if pending_write else []
+            # Each write endpoint's rounds run back to back, and the generator is
+            # read lazily: DELETE's targets are the links active after the PUTs.
+            write_rounds: dict[str, list[Result]] = {}
             for name, lines, cycle in itertools.chain(later, planned):
                 if not lines:
                     run.notes.append(f"{name}: nothing to request")
                     continue
-                log(f"{db} / {tier.links}: {name} ({len(lines)} distinct requests)")
-                results.append(
-                    measure(server, db, tier, name, lines, cycle, args.write_duration, args)
-                )
+                for round_number in range(args.repeat):
+                    share = lines if cycle else lines[round_number :: args.repeat]
+                    log(
+                        f"{db} / {tier.links}: {name} (round {round_number + 1} of "
+                        f"{args.repeat}, {len(share)} distinct requests)"
+                    )
+                    write_rounds.setdefault(name, []).append(
+                        measure(server, db, tier, name, share, cycle, args.write_duration, args)
+                    )
+            results += [median_round(found) for found in write_rounds.values()]
         health_rps = next((r.rps for r in results if r.endpoint == "health"), None)
         for result in results:
             if health_rps:
@@ -542,7 +553,7 @@ def markdown(runs: list[TierRun], args) -> str:
         f"`python -m bench --tiers {args.tiers} --db {args.db}` — "
         f"gunicorn {args.workers} sync workers, wrk -t{args.threads} -c{args.connections}, "
         f"CACHE_URL {args.cache_url}, "
-        f"{args.duration} s per read endpoint and round (median of {args.repeat} rounds), "
+        f"median of {args.repeat} rounds of {args.duration} s per read endpoint and "
         f"{args.write_duration} s per write endpoint",
         "",
         "| db | links | endpoint | req/s | p50 ms | p99 ms | non-2xx | 5xx | ratio to /health |",
