@@ -123,6 +123,61 @@ REPRESENTATIVE = [
 ]
 
 
+def _write_lookups(data: dict) -> list[tuple[str, str, list]]:
+    """The SELECTs a redemption, a code issue and a link PUT/DELETE run, with real ids."""
+    from django.db import connection
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from linking.models import Enrollment, ObservationLink, PairingCode
+    from linking.models.courses import mirrorable_q
+    from linking.services import pairing, permissions
+
+    users = data["users"]
+    parent, student, root = users["parent2"], users["children"][0], data["root_account_id"]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+
+    def orm(queryset):
+        sql, params = queryset.query.sql_with_params()
+        return sql, list(params)
+
+    return [
+        (
+            "both users' root accounts (every link write, every admin check)",
+            permissions._associated_sql(2),
+            [parent, student, "deleted", parent, student, "deleted", parent, student, "active"],
+        ),
+        (
+            "a redeemable code by its hash, with its student",
+            pairing._code_sql(),
+            [root, "0" * 64, "active", now],
+        ),
+        (
+            "the pair's link row (locked before create or restore)",
+            *orm(ObservationLink.objects.filter(observer_id=parent, student_id=student,
+                                                root_account_id=root)),
+        ),
+        (
+            "the student's mirrorable and the observer's existing enrollments",
+            *orm(Enrollment.objects.filter(
+                mirrorable_q(user_id=student)
+                | Q(user_id=parent, associated_user_id=student),
+                root_account_id=root,
+            ).order_by("course_id", "id")),
+        ),
+        (
+            "a student's active codes (issuing a code)",
+            *orm(PairingCode.objects.redeemable().filter(student_id=student)
+                 .order_by("-created_at", "-id").values_list("pk", flat=True)),
+        ),
+        (
+            "the pair's active links on a root account (DELETE)",
+            *orm(ObservationLink.objects.active().filter(observer_id=parent, student_id=student,
+                                                         root_account_id__in=[root])),
+        ),
+    ]  # fmt: skip
+
+
 def explain(data: dict) -> str:
     """EXPLAIN ANALYZE of every SELECT the hot GET endpoints run (or representative queries)."""
     from django.db import connection
@@ -153,6 +208,13 @@ def explain(data: dict) -> str:
                     cursor.execute(prefix + sql)
                     plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
                 out.append(f"```\n{plan}\n```\n")
+    if api_ok:
+        out.append("## Lookups of the write endpoints (redeem, create code, PUT, DELETE)\n")
+        for title, sql, params in _write_lookups(data):
+            with connection.cursor() as cursor:
+                cursor.execute(prefix + sql, params)
+                plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+            out.append(f"### {title}\n```sql\n{sql}\n```\n```\n{plan}\n```\n")
     if not api_ok:
         out.append("## Representative lookups (the API did not answer)\n")
         for title, sql, params in REPRESENTATIVE:
