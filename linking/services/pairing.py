@@ -32,7 +32,7 @@ from .errors import FeatureDisabled, InvalidPairingCode, LinkingError, NotAuthor
 from .hashing import keyed_hash
 from .links import link_to_common_root_accounts
 from .permissions import can_generate_pairing_code, has_account_permission, is_pairable_student
-from .sql import Select, column_list
+from .sql import Select, with_user_sql
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 8
@@ -143,12 +143,11 @@ _CODE_WITH_STUDENT = Select([(PairingCode, None), (User, None)])
 @cache
 def _code_sql() -> str:
     """A redeemable code of a root account by its hash, with its student (see ``services.sql``)."""
-    return (
-        f"SELECT {column_list(PairingCode, 'c')}, {column_list(User, 'u')}"  # noqa: S608
-        f" FROM {PairingCode._meta.db_table} c"
-        f" INNER JOIN {User._meta.db_table} u ON u.id = c.student_id"
-        " WHERE c.root_account_id = %s AND c.code_hash = %s"
-        " AND c.workflow_state = %s AND c.expires_at > %s"
+    return with_user_sql(
+        PairingCode,
+        "student",
+        "m.root_account_id = %s AND m.code_hash = %s"
+        " AND m.workflow_state = %s AND m.expires_at > %s",
     )
 
 

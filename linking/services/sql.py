@@ -25,6 +25,21 @@ def column_list(model: type[Model], alias: str, fields: Sequence[str] | None = N
     return ", ".join(f"{alias}.{quote(field.column)}" for field in chosen)
 
 
+def with_user_sql(model: type[Model], user_field: str, where: str) -> str:
+    """Every column of ``model`` (alias ``m``) and of the user ``user_field`` names (``u``).
+
+    Filtered by ``where``; the rows suit ``Select([(model, None), (User, None)])``.
+    """
+    user = model._meta.get_field(user_field)
+    user_model = user.related_model
+    return (
+        f"SELECT {column_list(model, 'm')}, {column_list(user_model, 'u')}"  # noqa: S608
+        f" FROM {model._meta.db_table} m"
+        f" INNER JOIN {user_model._meta.db_table} u ON u.id = m.{user.column}"
+        f" WHERE {where}"
+    )
+
+
 def _fields(model: type[Model], names: Sequence[str] | None):
     if names is None:
         return list(model._meta.concrete_fields)

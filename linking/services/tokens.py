@@ -11,7 +11,7 @@ from ..models import AccessToken, AuditAction, User
 from .audit import record_event
 from .context import Actor
 from .hashing import keyed_hash
-from .sql import Select, column_list
+from .sql import Select, with_user_sql
 
 TOKEN_BYTES = 32
 # Writing last_used_at on every request would turn reads into writes; once a
@@ -48,12 +48,7 @@ _TOKEN_WITH_USER = Select([(AccessToken, None), (User, None)])
 
 @cache
 def _token_sql() -> str:
-    return (
-        f"SELECT {column_list(AccessToken, 't')}, {column_list(User, 'u')}"  # noqa: S608
-        f" FROM {AccessToken._meta.db_table} t"
-        f" INNER JOIN {User._meta.db_table} u ON u.id = t.user_id"
-        " WHERE t.token_hash = %s"
-    )
+    return with_user_sql(AccessToken, "user", "m.token_hash = %s")
 
 
 def authenticate_access_token(plaintext: str | None) -> AccessToken | None:
