@@ -8,6 +8,7 @@ ratio to ``/health`` in the same run, samples the workers' peak RSS (VmHWM)
 and stops everything. Results go to ``bench/results/`` (git-ignored).
 """
 
+import contextlib
 import itertools
 import json
 import os
@@ -438,20 +439,30 @@ def median_round(rounds: list[Result]) -> Result:
     return chosen
 
 
-def run_tier(db: str, tier: Tier, args) -> TierRun:
+@dataclass
+class Prepared:
+    """A tier's database, filled and settled, ready for its server."""
+
+    run: TierRun
+    tier: Tier
+    env: dict
+    data_path: Path
+    data: dict
+    server: "Gunicorn | None" = None
+
+
+def prepare_tier(db: str, tier: Tier, args) -> Prepared | None:
     run = TierRun(db=db, tier=tier.links)
     try:
-        url = fresh_database(db, tier, args.pg_db)
+        pg_name = args.pg_db if len(args.tier_list) == 1 else f"{args.pg_db}_{tier.links}"
+        url = fresh_database(db, tier, pg_name)
     except Exception as exc:  # PostgreSQL not reachable: report it, keep the other runs
         reason = " ".join(str(exc).split())
         run.notes.append(f"skipped: cannot create the database ({reason})")
         log(run.notes[-1])
-        return run
+        args.runs.append(run)
+        return None
     env = run_env(url, CACHE_URL=args.cache_url)
-    if args.cache_url.startswith("redis://"):
-        import redis
-
-        redis.Redis.from_url(args.cache_url).flushdb()  # no counters from an earlier run
     log(f"{db} / {tier.links} links: migrating")
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "createcachetable")
@@ -471,81 +482,115 @@ def run_tier(db: str, tier: Tier, args) -> TierRun:
     run.generate_seconds = round(time.monotonic() - started, 1)
     log(f"{db} / {tier.links} links: vacuum and checkpoint before measuring")
     dbtask(env, "settle", data_path)
-    data = json.loads(data_path.read_text())
-    rng = random.Random(7)
-    with Gunicorn(env, args.workers) as server:
-        status, body = server.get("/api/v1/users/self/observees", data["tokens"]["parent2"])
-        run.api = status == 200
-        if not run.api:
-            run.notes.append(f"API not available (GET self/observees answered {status})")
-            log(run.notes[-1] + f": {body[:200]}")
-        # Warm every worker up (imports, connections) before measuring.
-        run_wrk(server.port, "warmup", ["GET\t/health\t\t"], cycle=True, duration=2, args=args)
-        # Every endpoint runs in --repeat rounds and keeps its median round. Reads
-        # go round-robin, so a slow stretch of a shared machine touches every
-        # endpoint alike instead of one. Writes consume their data, so each round
-        # gets its own share of the request list.
-        rounds: dict[str, list[Result]] = {}
-        planned = endpoints(data, env, data_path, rng)
-        reads = []
-        for name, lines, cycle in planned:
-            if not cycle:
-                pending_write = (name, lines, cycle)
-                break
-            reads.append((name, lines, cycle))
-        else:
-            pending_write = None
+    args.runs.append(run)
+    return Prepared(run, tier, env, data_path, json.loads(data_path.read_text()))
+
+
+def run_database(db: str, args) -> None:
+    """Every tier of one database, measured side by side.
+
+    All tiers are built first and each gets its own server; then every round
+    visits every tier in turn, so a slow stretch of a shared machine touches
+    the 1,000-link and the 1,000,000-link numbers alike and their ratio is
+    not an accident of which ran first. Each endpoint keeps its median round.
+    """
+    tiers = [prepare_tier(db, Tier(links), args) for links in args.tier_list]
+    tiers = [t for t in tiers if t is not None]
+    if args.cache_url.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(args.cache_url).flushdb()  # no counters from an earlier run
+    with contextlib.ExitStack() as stack:
+        for t in tiers:
+            t.server = stack.enter_context(Gunicorn(t.env, args.workers))
+            status, body = t.server.get("/api/v1/users/self/observees", t.data["tokens"]["parent2"])
+            t.run.api = status == 200
+            if not t.run.api:
+                t.run.notes.append(f"API not available (GET self/observees answered {status})")
+                log(t.run.notes[-1] + f": {body[:200]}")
+            # Warm every worker up (imports, connections) before measuring.
+            run_wrk(t.server.port, "warmup", ["GET\t/health\t\t"], cycle=True, duration=2,
+                    args=args)  # fmt: skip
+        # Reads go round-robin over tiers and endpoints. Writes consume their
+        # data: each round gets its own share of the request list, and each
+        # tier's list is read lazily from its generator, so DELETE's targets
+        # are the links active after that tier's PUTs.
+        rounds: dict[tuple[int, str], list[Result]] = {}
+        planned = {id(t): endpoints(t.data, t.env, t.data_path, random.Random(7)) for t in tiers}
+        reads = {id(t): [] for t in tiers}
+        first_write = {}
+        for t in tiers:
+            for item in planned[id(t)]:
+                if not item[2]:
+                    first_write[id(t)] = item
+                    break
+                reads[id(t)].append(item)
         for round_number in range(args.repeat):
-            for name, lines, cycle in reads:
-                if name != "health" and not run.api:
-                    continue
-                log(f"{db} / {tier.links}: {name} (round {round_number + 1} of {args.repeat})")
-                rounds.setdefault(name, []).append(
-                    measure(server, db, tier, name, lines, cycle, args.duration, args)
-                )
-        results = [median_round(found) for found in rounds.values()]
-        if run.api:
-            later = [pending_write] if pending_write else []
-            # Each write endpoint's rounds run back to back, and the generator is
-            # read lazily: DELETE's targets are the links active after the PUTs.
-            write_rounds: dict[str, list[Result]] = {}
-            for name, lines, cycle in itertools.chain(later, planned):
-                if not lines:
-                    run.notes.append(f"{name}: nothing to request")
-                    continue
-                for round_number in range(args.repeat):
+            for t in tiers:
+                for name, lines, cycle in reads[id(t)]:
+                    if name != "health" and not t.run.api:
+                        continue
+                    log(f"{db} / {t.tier.links}: {name} (round {round_number + 1} of "
+                        f"{args.repeat})")  # fmt: skip
+                    rounds.setdefault((id(t), name), []).append(
+                        measure(t.server, db, t.tier, name, lines, cycle, args.duration, args)
+                    )
+        writers = [t for t in tiers if t.run.api]
+        streams = {
+            id(t): itertools.chain([first_write[id(t)]] if id(t) in first_write else [],
+                                   planned[id(t)])
+            for t in writers
+        }  # fmt: skip
+        while True:
+            step = [(t, next(streams[id(t)], None)) for t in writers]
+            step = [(t, item) for t, item in step if item is not None]
+            if not step:
+                break
+            for round_number in range(args.repeat):
+                for t, (name, lines, cycle) in step:
+                    if not lines:
+                        if round_number == 0:
+                            t.run.notes.append(f"{name}: nothing to request")
+                        continue
                     share = lines if cycle else lines[round_number :: args.repeat]
-                    log(
-                        f"{db} / {tier.links}: {name} (round {round_number + 1} of "
-                        f"{args.repeat}, {len(share)} distinct requests)"
+                    log(f"{db} / {t.tier.links}: {name} (round {round_number + 1} of "
+                        f"{args.repeat}, {len(share)} distinct requests)")  # fmt: skip
+                    rounds.setdefault((id(t), name), []).append(
+                        measure(t.server, db, t.tier, name, share, cycle,
+                                args.write_duration, args)
+                    )  # fmt: skip
+        for t in tiers:
+            results = [median_round(found) for (key, _), found in rounds.items() if key == id(t)]
+            health_rps = next((r.rps for r in results if r.endpoint == "health"), None)
+            for result in results:
+                if health_rps:
+                    result.ratio = round(result.rps / health_rps, 3)
+                t.run.results.append(result)
+                if result.exhausted:
+                    t.run.notes.append(
+                        f"{result.endpoint}: request list exhausted; req/s understated"
                     )
-                    write_rounds.setdefault(name, []).append(
-                        measure(server, db, tier, name, share, cycle, args.write_duration, args)
-                    )
-            results += [median_round(found) for found in write_rounds.values()]
-        health_rps = next((r.rps for r in results if r.endpoint == "health"), None)
-        for result in results:
-            if health_rps:
-                result.ratio = round(result.rps / health_rps, 3)
-            run.results.append(result)
-            if result.exhausted:
-                run.notes.append(f"{result.endpoint}: request list exhausted; req/s understated")
-            if result.non2xx:
-                run.notes.append(f"{result.endpoint}: first non-2xx: {result.sample}")
-        run.peak_rss_mb = server.peak_rss_mb()
+                if result.non2xx:
+                    t.run.notes.append(f"{result.endpoint}: first non-2xx: {result.sample}")
+            t.run.peak_rss_mb = t.server.peak_rss_mb()
+    for t in tiers:
+        finish_tier(db, t, args)
+
+
+def finish_tier(db: str, t: Prepared, args) -> None:
+    run, tier = t.run, t.tier
     if run.api:
-        check = json.loads(dbtask(env, "verify_redeem", data_path))
+        check = json.loads(dbtask(t.env, "verify_redeem", t.data_path))
         run.notes.append(
             f"redemption: {check['codes']} codes redeemed, {check['links']} links made "
             + ("(one link per code)" if check["codes"] == check["links"] else "(MISMATCH)")
         )
     if args.explain and (db == "postgres" or args.explain_all):
-        plans = dbtask(env, "explain", data_path)
+        plans = dbtask(t.env, "explain", t.data_path)
         (RESULTS / f"explain_{db}_{tier.links}.md").write_text(plans)
         run.notes.append(f"query plans in bench/results/explain_{db}_{tier.links}.md")
         if tier.links >= 1_000_000 or args.print_plans:
             print(plans)
-    return run
 
 
 def markdown(runs: list[TierRun], args) -> str:
@@ -591,10 +636,10 @@ def main(args) -> int:
     preflight()
     args.cache_url = cache_url(args.cache)
     log(f"rate limits and cache: {args.cache_url}")
-    runs = []
+    args.tier_list = [int(links) for links in args.tiers.split(",")]
+    args.runs = runs = []
     for db in args.db.split(","):
-        for links in args.tiers.split(","):
-            runs.append(run_tier(db.strip(), Tier(int(links)), args))
+        run_database(db.strip(), args)
     table = markdown(runs, args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"results_{stamp}.md").write_text(table + "\n")
