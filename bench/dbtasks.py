@@ -123,64 +123,40 @@ REPRESENTATIVE = [
 ]
 
 
-def _write_lookups(data: dict) -> list[tuple[str, str, list]]:
-    """The SELECTs a redemption, a code issue and a link PUT/DELETE run, with real ids."""
-    from django.db import connection
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from linking.models import Enrollment, ObservationLink, PairingCode
-    from linking.models.courses import mirrorable_q
-    from linking.services import pairing, permissions
-
+def _write_requests(data: dict) -> list[tuple[str, str, str, str, dict | None]]:
+    """(title, method, path, token key, JSON body) of one request to each write endpoint."""
     users = data["users"]
-    parent, student, root = users["parent2"], users["children"][0], data["root_account_id"]
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-
-    def orm(queryset):
-        sql, params = queryset.query.sql_with_params()
-        return sql, list(params)
-
+    redeemer, code = data["redeem"][-1]
+    parent, student = users["fresh_parents"][-1], users["student_ids"][0]
+    (linked_parent, linked_student), *_ = active_links(data, limit=1)
     return [
-        (
-            "both users' root accounts (every link write, every admin check)",
-            permissions._associated_sql(2),
-            [parent, student, "deleted", parent, student, "deleted", parent, student, "active"],
-        ),
-        (
-            "a redeemable code by its hash, with its student",
-            pairing._code_sql(),
-            [root, "0" * 64, "active", now],
-        ),
-        (
-            "the pair's link row (locked before create or restore)",
-            *orm(ObservationLink.objects.filter(observer_id=parent, student_id=student,
-                                                root_account_id=root)),
-        ),
-        (
-            "the student's mirrorable and the observer's existing enrollments",
-            *orm(Enrollment.objects.filter(
-                mirrorable_q(user_id=student)
-                | Q(user_id=parent, associated_user_id=student),
-                root_account_id=root,
-            ).order_by("course_id", "id")),
-        ),
-        (
-            "a student's active codes (issuing a code)",
-            *orm(PairingCode.objects.redeemable().filter(student_id=student)
-                 .order_by("-created_at", "-id").values_list("pk", flat=True)),
-        ),
-        (
-            "the pair's active links on a root account (DELETE)",
-            *orm(ObservationLink.objects.active().filter(observer_id=parent, student_id=student,
-                                                         root_account_id__in=[root])),
-        ),
+        ("create pairing code", "post", "/api/v1/users/self/observer_pairing_codes",
+         "code_student", None),
+        ("redeem pairing code", "post", "/api/v1/users/self/observees", f"redeemer{redeemer}",
+         {"pairing_code": code}),
+        ("PUT link (admin)", "put", f"/api/v1/users/{parent}/observees/{student}", "admin", None),
+        ("DELETE link (admin)", "delete",
+         f"/api/v1/users/{linked_parent}/observees/{linked_student}", "admin", None),
     ]  # fmt: skip
+
+
+def _plans(connection, prefix: str, queries) -> list[str]:
+    """Each captured statement, with the plan of those that are SELECTs."""
+    out = []
+    for query in queries:
+        sql = query["sql"]
+        out.append(f"```sql\n{sql}\n```")
+        if sql.lstrip().upper().startswith("SELECT"):
+            with connection.cursor() as cursor:
+                cursor.execute(prefix + sql)
+                plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+            out.append(f"```\n{plan}\n```\n")
+    return out
 
 
 def explain(data: dict) -> str:
     """EXPLAIN ANALYZE of every SELECT the hot GET endpoints run (or representative queries)."""
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
@@ -200,21 +176,26 @@ def explain(data: dict) -> str:
             continue
         api_ok = True
         out.append(f"## {title}: GET {path} ({len(ctx.captured_queries)} queries)\n")
-        for query in ctx.captured_queries:
-            sql = query["sql"]
-            out.append(f"```sql\n{sql}\n```")
-            if sql.lstrip().upper().startswith("SELECT"):
-                with connection.cursor() as cursor:
-                    cursor.execute(prefix + sql)
-                    plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
-                out.append(f"```\n{plan}\n```\n")
-    if api_ok:
-        out.append("## Lookups of the write endpoints (redeem, create code, PUT, DELETE)\n")
-        for title, sql, params in _write_lookups(data):
-            with connection.cursor() as cursor:
-                cursor.execute(prefix + sql, params)
-                plan = "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
-            out.append(f"### {title}\n```sql\n{sql}\n```\n```\n{plan}\n```\n")
+        out += _plans(connection, prefix, ctx.captured_queries)
+    # The write endpoints, each run once inside a transaction that is rolled
+    # back: their statements are explained as they ran, and nothing stays.
+    for title, method, path, token_key, body in _write_requests(data) if api_ok else []:
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as ctx:
+                payload = {"data": json.dumps(body), "content_type": "application/json"}
+                response = getattr(client, method)(
+                    path,
+                    **(payload if body else {}),
+                    HTTP_HOST=data["domain"],
+                    HTTP_AUTHORIZATION=f"Bearer {data['tokens'][token_key]}",
+                )
+            writes = [q for q in ctx.captured_queries if q["sql"].lstrip().upper() != "BEGIN"]
+            out.append(
+                f"## {title}: {method.upper()} {path} answered {response.status_code} "
+                f"({len(writes)} statements; rolled back)\n"
+            )
+            out += _plans(connection, prefix, writes)
+            transaction.set_rollback(True)
     if not api_ok:
         out.append("## Representative lookups (the API did not answer)\n")
         for title, sql, params in REPRESENTATIVE:
