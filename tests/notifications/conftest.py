@@ -23,21 +23,30 @@ def observer(make_user, root_account):
 
 
 @pytest.fixture
-def link(system_actor):
-    """link(observer, student, root_account, source=...) -> the link, made through the service.
+def link_unplanned(system_actor):
+    """link_unplanned(observer, student, root_account, source=...) -> the link, via the service.
 
-    Its notifications are then planned, as the sender does before sending
-    (test_queueing checks the planning itself and links without this).
+    Its audit event is left pending, as a request leaves it.
     """
 
     def make(observer, student, root_account, *, source=LinkSource.PORTAL, actor=None):
-        made = link_observer(
+        return link_observer(
             observer=observer,
             student=student,
             root_account=root_account,
             actor=actor or system_actor,
             source=source,
         )[0]
+
+    return make
+
+
+@pytest.fixture
+def link(link_unplanned):
+    """As link_unplanned, then its notifications planned, as the sender does before sending."""
+
+    def make(*args, **kwargs):
+        made = link_unplanned(*args, **kwargs)
         notifications.plan_all_pending()
         return made
 

@@ -17,7 +17,7 @@ from linking.models import (
     WebhookEndpoint,
 )
 from linking.services import notifications
-from linking.services.links import link_observer, unlink_observer
+from linking.services.links import unlink_observer
 from linking.services.pairing import issue_pairing_code, redeem_pairing_code
 from tests import factories
 
@@ -25,19 +25,9 @@ Kind = EmailNotification.Kind
 
 
 @pytest.fixture
-def link(system_actor):
-    """Links through the service and leaves planning to each test."""
-
-    def make(observer, student, root_account, *, source=LinkSource.PORTAL):
-        return link_observer(
-            observer=observer,
-            student=student,
-            root_account=root_account,
-            actor=system_actor,
-            source=source,
-        )[0]
-
-    return make
+def link(link_unplanned):
+    """These tests check the planning itself, so linking leaves it to them."""
+    return link_unplanned
 
 
 def plan():
