@@ -1,7 +1,7 @@
 """E-mail notifications and webhooks: per-tenant settings, the delivery queue, and reports.
 
-Rows here are written only by ``linking.services.notifications``: queued in
-the same transaction as the audit event that caused them, delivered later by
+Rows here are written only by ``linking.services.notifications``: planned
+from the pending audit events that caused them and delivered by
 ``manage.py send_queued_notifications``.
 """
 

@@ -1,8 +1,8 @@
 """Webhooks: signed JSON posts of link and pairing-code events to other systems.
 
-Deliveries are queued by ``notifications.enqueue_for_event`` in the same
-transaction as the audit event and posted later by
-``manage.py send_queued_notifications``. Each post carries
+Deliveries are queued by ``notifications.plan_pending`` from the audit events
+a change marked pending, and posted by ``manage.py send_queued_notifications``
+(which plans first). Each post carries
 
     X-Observers-Timestamp: <unix seconds>
     X-Observers-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
