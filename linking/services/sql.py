@@ -1,4 +1,4 @@
-"""Hand-written statements for the hottest reads: every API request and every list page.
+"""Hand-written statements for the hottest paths: every API request, list page and link write.
 
 Building and compiling a queryset costs the ORM 0.3 to 1 ms of Python per
 statement, several times what PostgreSQL or SQLite needs to run these
@@ -7,8 +7,8 @@ once, per database vendor where the SQL differs, and only executed; values
 pass through the converters the ORM itself would apply and rows become the
 same model instances, so callers see no difference.
 
-Only statements on the request's hot path belong here; everything else
-stays in the ORM.
+Only statements on a hot path belong here (the token, the list page, the
+users' root accounts, the redeemable code); everything else stays in the ORM.
 """
 
 from collections.abc import Sequence
