@@ -245,10 +245,26 @@ def fresh_database(db: str, tier: Tier, pg_name: str) -> str:
 
 
 class Gunicorn:
-    def __init__(self, env: dict, workers: int):
+    """gunicorn with production settings on a free 127.0.0.1 port (a context manager).
+
+    Ready when /health answers 200 (sent as ``host``) and every worker is up.
+    """
+
+    def __init__(
+        self,
+        env: dict,
+        workers: int,
+        *,
+        host: str = DOMAIN,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.env = env
         self.workers = workers
+        self.host = host
+        self.log_path = log_path or RESULTS / "gunicorn.log"
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Gunicorn":
@@ -267,10 +283,11 @@ class Gunicorn:
                 "256",
                 "--log-level",
                 "warning",
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=open(RESULTS / "gunicorn.log", "a"),
+            stdout=self.log_path.open("a"),
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
@@ -282,11 +299,11 @@ class Gunicorn:
                 pass
             time.sleep(0.3)
         self.__exit__(None, None, None)
-        raise RuntimeError("gunicorn did not answer /health within 30 s")
+        raise RuntimeError(f"gunicorn did not answer /health within 30 s; see {self.log_path}")
 
     def get(self, path: str, token: str | None = None) -> tuple[int, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
-        request.add_header("Host", DOMAIN)
+        request.add_header("Host", self.host)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:

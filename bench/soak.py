@@ -31,7 +31,6 @@ import itertools
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -44,7 +43,6 @@ from bench import load
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://root@127.0.0.1:5432")
 SECRET = "soak-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 DOMAIN = "soak.test"
@@ -149,56 +147,6 @@ def seed(args) -> Seed:
         )
     token = issue_access_token(user=admin, actor=system)[1]
     return Seed(admin_token=token, pairs=pairs, codes=codes)
-
-
-class Gunicorn:
-    def __init__(self, env: dict, log_path: Path):
-        self.env, self.log_path = env, log_path
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    def __enter__(self) -> "Gunicorn":
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [
-                GUNICORN,
-                "observers_project.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(WORKERS),
-                "--worker-class",
-                "sync",
-                "--timeout",
-                "60",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if request(self.port, "GET", "/health")[0] == 200:
-                return self
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"gunicorn did not answer /health within 30 s; see {self.log_path}")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def request(port: int, method: str, path: str, *, token: str | None = None, body=None):
@@ -439,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     health_during_outage: list[int] = []
     timeline: dict[str, float] = {}
     log_path = Path("/tmp") / f"soak-gunicorn-{os.getpid()}.log"
-    with Gunicorn(env, log_path) as server:
+    with load.Gunicorn(
+        env, WORKERS, host=DOMAIN, log_path=log_path, extra_args=("--timeout", "60")
+    ) as server:
         clients = [
             threading.Thread(
                 target=client_loop,
