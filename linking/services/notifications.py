@@ -123,9 +123,7 @@ def plan_pending(*, batch: int = 500) -> int:
         events = list(pending[:batch])
         if not events:
             return 0
-        enqueue_for_events([event for event in events if not event.emails_suppressed])
-        with suppressed():
-            enqueue_for_events([event for event in events if event.emails_suppressed])
+        enqueue_for_events(events)
         AuditEvent.objects.filter(pk__in=[event.pk for event in events]).update(
             notifications_pending=False
         )
@@ -141,13 +139,12 @@ def plan_all_pending(*, batch: int = 500) -> int:
 
 
 def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
-    """Queue the e-mails and webhook deliveries of saved events, in bulk.
+    """Queue the e-mails and webhook deliveries of saved events, in bulk (``plan_pending``).
 
-    Used by ``plan_pending`` and by bulk writers that insert events with
-    ``notifications_pending`` off (the SIS import), in the transaction that
-    inserted them. Events nobody is told about are skipped; related people,
-    links and root accounts are loaded in bulk, settings and endpoints once
-    per root account.
+    Events nobody is told about are skipped, and e-mails for events recorded
+    in a ``suppressed()`` block (or queued inside one); related people, links
+    and root accounts are loaded in bulk, settings and endpoints once per
+    root account.
     """
     relevant = [
         event
@@ -160,8 +157,8 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     by_root: dict[int, tuple[NotificationSettings, list]] = {}
     emails: list[EmailNotification] = []
     deliveries: list[WebhookDelivery] = []
-    send_emails = not emails_suppressed()
-    others = _other_observers(relevant) if send_emails else {}
+    mailed = set() if emails_suppressed() else {e.pk for e in relevant if not e.emails_suppressed}
+    others = _other_observers([e for e in relevant if e.pk in mailed])
     for event in relevant:
         if event.root_account_id not in by_root:
             by_root[event.root_account_id] = (
@@ -170,7 +167,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
             )
         config, endpoints = by_root[event.root_account_id]
         deliveries.extend(webhooks.plan_deliveries(event, endpoints))
-        if send_emails:
+        if event.pk in mailed:
             emails.extend(_plan_emails(event, config, others))
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
