@@ -1,8 +1,8 @@
 """The linking domain's models, one module per part of the domain."""
 
 from .audit import AuditAction, AuditEvent, AuditSource
-from .courses import Course, Enrollment, EnrollmentState, EnrollmentType
-from .links import LinkSource, ObservationLink
+from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
+from .links import LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
     EmailNotification,
@@ -38,6 +38,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
+    "LinkKind",
     "LinkSource",
     "Login",
     "NotificationSettings",
@@ -48,6 +49,7 @@ __all__ = [
     "Role",
     "SelfRegistration",
     "SisBatch",
+    "Term",
     "UnrecognisedLinkReport",
     "User",
     "WebhookDelivery",

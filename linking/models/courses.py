@@ -5,6 +5,42 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
+class Term(models.Model):
+    """An academic session (OneRoster academicSessions): the dates that make a course current."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active")
+        DELETED = "deleted", _("deleted")
+
+    root_account = models.ForeignKey(
+        "linking.Account", on_delete=models.PROTECT, related_name="terms"
+    )
+    name = models.CharField(max_length=255)
+    sis_term_id = models.CharField(max_length=255, null=True, blank=True)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True, help_text=_("Exclusive."))
+    workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["root_account", "sis_term_id"],
+                condition=Q(sis_term_id__isnull=False),
+                name="term_unique_sis_id_per_root",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_current(self, now) -> bool:
+        return (self.start_at is None or self.start_at <= now) and (
+            self.end_at is None or now < self.end_at
+        )
+
+
 class Course(models.Model):
     class State(models.TextChoices):
         UNPUBLISHED = "unpublished", _("unpublished")
@@ -19,6 +55,9 @@ class Course(models.Model):
         "linking.Account", on_delete=models.PROTECT, related_name="+", editable=False
     )
     sis_course_id = models.CharField(max_length=255, null=True, blank=True)
+    term = models.ForeignKey(
+        Term, null=True, blank=True, on_delete=models.SET_NULL, related_name="courses"
+    )
     workflow_state = models.CharField(max_length=16, choices=State, default=State.AVAILABLE)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -106,6 +145,8 @@ class Enrollment(models.Model):
     )
     start_at = models.DateTimeField(null=True, blank=True)
     end_at = models.DateTimeField(null=True, blank=True)
+    # Written by an SIS import: a bulk file may remove it when the SIS stops sending it.
+    sis_managed = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,6 +16,16 @@ class LinkSource(models.TextChoices):
     PORTAL = "portal", _("web page")
 
 
+class LinkKind(models.TextChoices):
+    """Who the observer is to the student (from the SIS's relationship, or set by staff)."""
+
+    PARENT = "parent", _("parent")
+    GUARDIAN = "guardian", _("guardian")
+    RELATIVE = "relative", _("relative")
+    ADVISOR = "advisor", _("advisor")
+    OTHER = "other", _("other")
+
+
 class ObservationLinkQuerySet(models.QuerySet):
     def active(self) -> "ObservationLinkQuerySet":
         return self.filter(workflow_state=ObservationLink.State.ACTIVE)
@@ -51,6 +61,8 @@ class ObservationLink(models.Model):
     )
     workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
     source = models.CharField(max_length=32, choices=LinkSource, default=LinkSource.API)
+    # Blank when nobody said (a pairing code, the API): Canvas links carry no kind.
+    kind = models.CharField(max_length=16, choices=LinkKind, blank=True, default="", db_default="")
     created_by = models.ForeignKey(
         "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -52,6 +52,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     avatar_url = models.CharField(max_length=1024, blank=True)
     pronouns = models.CharField(max_length=64, blank=True)
     locale = models.CharField(max_length=16, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
     workflow_state = models.CharField(max_length=16, choices=State, default=State.REGISTERED)
     is_staff = models.BooleanField(
         default=False, help_text=_("May sign in to the staff admin (with an admin role).")
@@ -123,6 +124,11 @@ class Login(models.Model):
     sis_user_id = models.CharField(max_length=255, null=True, blank=True)
     integration_id = models.CharField(max_length=255, null=True, blank=True)
     workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
+    # OneRoster: the person's role for linking (student, parent, guardian,
+    # relative, teacher, ...) and the sourcedIds of their agents, as the SIS
+    # last sent them; observation links are derived from these.
+    sis_role = models.CharField(max_length=32, blank=True, default="", db_default="")
+    sis_agent_ids = models.TextField(blank=True, default="", db_default="")
     last_login_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -22,7 +22,16 @@ class SisBatch(models.Model):
     created_by = models.ForeignKey(
         "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    class Format(models.TextChoices):
+        CANVAS = "canvas", _("Canvas SIS CSV")
+        ONEROSTER = "oneroster", _("OneRoster CSV")
+
     workflow_state = models.CharField(max_length=32, choices=State, default=State.CREATED)
+    format = models.CharField(
+        max_length=16, choices=Format, default=Format.CANVAS, db_default=Format.CANVAS
+    )
+    # SHA-256 of the files imported, so a nightly sync skips a bundle it already applied.
+    content_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     source_name = models.CharField(max_length=255, blank=True)
     dry_run = models.BooleanField(default=False)
     counts = models.JSONField(default=dict, blank=True)
@@ -32,6 +41,7 @@ class SisBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["root_account", "content_hash"], name="sis_batch_hash")]
         verbose_name = "SIS batch"
         verbose_name_plural = "SIS batches"
 
