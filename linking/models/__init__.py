@@ -1,5 +1,6 @@
 """The linking domain's models, one module per part of the domain."""
 
+from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
 from .links import LinkKind, LinkSource, ObservationLink

@@ -21,6 +21,7 @@ from ..models import (
     User,
 )
 from ..models.courses import mirrorable_q
+from ..models.lookups import any_of
 
 # Student states that an observer enrollment mirrors. Inactive counts (the
 # observer then sits inactive too); completed, rejected and deleted do not.
@@ -129,65 +130,95 @@ def remove_link_enrollments(link: ObservationLink) -> int:
 
 def _sync_observers_of(enrollment: Enrollment, *, previous_state: str | None) -> None:
     """Keep the observers of a student enrollment's student in step with it."""
-    if enrollment.type != EnrollmentType.STUDENT:
-        return
-    observer_ids = list(
+    sync_observers_in_bulk([(enrollment, previous_state)])
+
+
+def sync_observers_in_bulk(changes: list[tuple[Enrollment, str | None]]) -> int:
+    """Bring linked observers in step with changed student enrollments in a fixed number of queries.
+
+    ``changes`` pairs each created or changed enrollment with its state
+    before (None for a new one). For each active link of its student in its
+    root account: a live student enrollment gives the observer a mirrored
+    observer enrollment (created only for observers with a login there);
+    one that was explicitly deleted comes back only when the student's
+    enrollment is new or returns from an ended state; an ended student
+    enrollment (completed, rejected, deleted) ends the mirror. Returns the
+    number of observer enrollments created or changed.
+    """
+    students = [(e, prev) for e, prev in changes if e.type == EnrollmentType.STUDENT]
+    if not students:
+        return 0
+    student_ids = {e.user_id for e, _ in students}
+    root_ids = {e.root_account_id for e, _ in students}
+    observers: dict[tuple[int, int], list[int]] = {}
+    for student_id, root_id, observer_id in (
         ObservationLink.objects.active()
-        .filter(student_id=enrollment.user_id, root_account_id=enrollment.root_account_id)
-        .values_list("observer_id", flat=True)
-    )
-    if not observer_ids:
-        return
+        .filter(any_of("student_id", student_ids), root_account_id__in=root_ids)
+        .order_by("id")
+        .values_list("student_id", "root_account_id", "observer_id")
+    ):
+        observers.setdefault((student_id, root_id), []).append(observer_id)
+    if not observers:
+        return 0
+    observer_ids = {o for ids in observers.values() for o in ids}
     enrollable = set(
-        Login.objects.filter(user_id__in=observer_ids, root_account_id=enrollment.root_account_id)
+        Login.objects.filter(any_of("user_id", observer_ids), root_account_id__in=root_ids)
         .exclude(workflow_state=Login.State.DELETED)
-        .values_list("user_id", flat=True)
+        .values_list("user_id", "root_account_id")
     )
     existing = {
-        e.user_id: e
+        (e.user_id, e.course_id, e.associated_user_id): e
         for e in Enrollment.objects.filter(
-            course_id=enrollment.course_id,
-            associated_user_id=enrollment.user_id,
-            user_id__in=observer_ids,
-        )
+            any_of("associated_user_id", student_ids), any_of("user_id", observer_ids)
+        ).order_by()
     }
-    state = enrollment.workflow_state
-    is_new = previous_state is None
-    returning = previous_state in RETURNING_FROM and state in MIRRORED_STATES
     now = timezone.now()
-    to_create, to_update = [], []
-    for observer_id in observer_ids:
-        mirrored = existing.get(observer_id)
-        if state in MIRRORED_STATES:
-            target = observer_state_for(state)
-            if mirrored is None:
-                if observer_id in enrollable:
-                    to_create.append(
-                        observer_enrollment_mirroring(enrollment, observer_id=observer_id)
-                    )
-                continue
-            explicitly_deleted = mirrored.workflow_state == EnrollmentState.DELETED
-            if explicitly_deleted and not (is_new or returning):
-                continue
-            if mirrored.workflow_state != target:
-                mirrored.workflow_state = target
-                mirrored.start_at = enrollment.start_at
-                mirrored.end_at = enrollment.end_at
+    to_create, to_update = [], {}
+    for enrollment, previous_state in students:
+        linked = observers.get((enrollment.user_id, enrollment.root_account_id))
+        if not linked:
+            continue
+        state = enrollment.workflow_state
+        is_new = previous_state is None
+        returning = previous_state in RETURNING_FROM and state in MIRRORED_STATES
+        for observer_id in linked:
+            key = (observer_id, enrollment.course_id, enrollment.user_id)
+            mirrored = existing.get(key)
+            if state in MIRRORED_STATES:
+                target = observer_state_for(state)
+                if mirrored is None:
+                    if (observer_id, enrollment.root_account_id) in enrollable:
+                        created = observer_enrollment_mirroring(enrollment, observer_id=observer_id)
+                        to_create.append(created)
+                        existing[key] = created
+                    continue
+                explicitly_deleted = mirrored.workflow_state == EnrollmentState.DELETED
+                if explicitly_deleted and not (is_new or returning):
+                    continue
+                if mirrored.workflow_state != target:
+                    mirrored.workflow_state = target
+                    mirrored.start_at = enrollment.start_at
+                    mirrored.end_at = enrollment.end_at
+                    mirrored.updated_at = now
+                    if mirrored.pk:
+                        to_update[mirrored.pk] = mirrored
+            elif mirrored is not None and mirrored.workflow_state != EnrollmentState.DELETED:
+                # The student's enrollment ended (completed, rejected, deleted): so does the mirror.
+                mirrored.workflow_state = (
+                    EnrollmentState.COMPLETED
+                    if state == EnrollmentState.COMPLETED
+                    else EnrollmentState.DELETED
+                )
                 mirrored.updated_at = now
-                to_update.append(mirrored)
-        elif mirrored is not None and mirrored.workflow_state != EnrollmentState.DELETED:
-            # The student's enrollment ended (completed, rejected, deleted): so does the mirror.
-            mirrored.workflow_state = (
-                EnrollmentState.COMPLETED
-                if state == EnrollmentState.COMPLETED
-                else EnrollmentState.DELETED
-            )
-            mirrored.updated_at = now
-            to_update.append(mirrored)
-    Enrollment.objects.bulk_create(to_create)
+                if mirrored.pk:
+                    to_update[mirrored.pk] = mirrored
+    Enrollment.objects.bulk_create(to_create, batch_size=1000)
     Enrollment.objects.bulk_update(
-        to_update, ["workflow_state", "start_at", "end_at", "updated_at"]
+        list(to_update.values()),
+        ["workflow_state", "start_at", "end_at", "updated_at"],
+        batch_size=1000,
     )
+    return len(to_create) + len(to_update)
 
 
 @transaction.atomic

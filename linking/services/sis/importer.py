@@ -3,16 +3,26 @@
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
+from time import perf_counter
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
 from ..context import Actor
 from ..errors import LinkingError
-from . import rows as row_rules
-from . import user_observers
+from . import oneroster, user_observers
+from .apply import (
+    Record,
+    Step,
+    apply_accounts,
+    apply_admins,
+    apply_chunk,
+    apply_courses,
+    apply_enrollments,
+    apply_users,
+)
 from .reader import (
     KIND_ORDER,
     SisFileError,
@@ -22,34 +32,54 @@ from .reader import (
     iter_rows,
     recognise,
 )
-from .report import FileReport, ImportReport
+from .report import ChangeLog, FileReport, ImportReport
+from .rows import CANVAS_MESSAGES, RECORD_MAKERS, ImportContext, RowError
 
 CHUNK_SIZE = 1000
 DEFAULT_MASS_DELETE_SHARE = 0.10
 
 Progress = Callable[[str, int], None]
 
-_ROW_HANDLERS = {
-    "accounts": row_rules.apply_account_row,
-    "users": row_rules.apply_user_row,
-    "courses": row_rules.apply_course_row,
-    "enrollments": row_rules.apply_enrollment_row,
-    "admins": row_rules.apply_admin_row,
+_APPLIERS = {
+    "accounts": apply_accounts,
+    "users": apply_users,
+    "courses": apply_courses,
+    "enrollments": apply_enrollments,
+    "admins": apply_admins,
+}
+
+# What each kind of record is called in the guard's message.
+KIND_LABELS = {
+    "links": "observer links",
+    "users": "users",
+    "enrollments": "enrollments",
+    "courses": "courses",
+    "accounts": "sub-accounts",
+    "terms": "terms",
 }
 
 
 class MassDeleteRefused(LinkingError):
-    """The import would remove more than the allowed share of a root account's active links."""
+    """The import would remove more than the allowed share of a root account's records of a kind."""
 
     code = "sis_mass_delete"
 
-    def __init__(self, *, would_delete: int, active: int, share: float, batch_id: int | None):
+    def __init__(
+        self,
+        *,
+        would_delete: int,
+        active: int,
+        share: float,
+        batch_id: int | None,
+        kind: str = "links",
+    ):
         self.would_delete, self.active, self.share = would_delete, active, share
-        self.batch_id = batch_id
+        self.batch_id, self.kind = batch_id, kind
         super().__init__(
-            f"This import would delete {would_delete} of {active} active observer links, "
-            f"more than the allowed {share:.0%}. Check the files, then run it again with "
-            "--allow-mass-delete (admin: tick “allow mass delete”) if that is intended."
+            f"Mass-delete guard: this import would delete {would_delete} of {active} active "
+            f"{KIND_LABELS.get(kind, kind)}, more than the allowed {share:.0%}. Check the "
+            "files, then run it again with --allow-mass-delete (admin: tick “allow mass "
+            "delete”) if that is intended."
         )
 
 
@@ -72,8 +102,13 @@ def import_sis(
     max_delete_share: float | None = None,
     source_name: str = "",
     progress: Progress | None = None,
+    changes_path: str | Path | None = None,
 ) -> ImportReport:
-    """Import Canvas SIS CSV files (directories, zips or single files) into one root account.
+    """Import Canvas SIS CSV files or a OneRoster bundle into one root account.
+
+    A directory or zip holding ``manifest.csv`` is a OneRoster 1.1/1.2
+    bundle (services/sis/oneroster.py: its own reader, applied by the same
+    bulk appliers, whole or not at all); anything else is Canvas's format.
 
     Rules (canvas-behaviour.md §6.2): files are recognised by their header
     and applied in dependency order (accounts, users, courses, enrollments,
@@ -84,7 +119,9 @@ def import_sis(
     errors, who, when) and every link it touches points to it.
 
     ``dry_run`` runs everything and rolls it all back, batch included: the
-    report says exactly what would change. Raises MassDeleteRefused (after
+    report says exactly what would change, and lists the changes (the first
+    of each kind in ``report.changes``, all of them in a CSV at
+    ``changes_path`` when given). Raises MassDeleteRefused (after
     recording an aborted batch) when the files would delete more than
     ``max_delete_share`` (default: settings.SIS_MASS_DELETE_SHARE, 10%) of
     the root account's active links and ``allow_mass_delete`` is not set;
@@ -100,20 +137,48 @@ def import_sis(
     share = mass_delete_share() if max_delete_share is None else max_delete_share
     source_name = source_name or ", ".join(str(path) for path in paths)
     report = ImportReport(dry_run=dry_run)
-    planned = _recognise_all(collect_sources(paths), report)
-    if not dry_run:
-        return _run(
-            planned, report, root_account, actor, share, allow_mass_delete, source_name, progress
-        )
+    if dry_run or changes_path is not None:
+        report.changes = ChangeLog(Path(changes_path) if changes_path else None)
+    bundle = oneroster.find_bundle(paths)
+    if bundle is not None:
+        report.format = SisBatch.Format.ONEROSTER
+
+        def run(allow: bool) -> ImportReport:
+            return oneroster.run_bundle(
+                bundle,
+                report=report,
+                root_account=root_account,
+                actor=actor,
+                share=share,
+                allow_mass_delete=allow,
+                source_name=source_name,
+                progress=progress,
+                start_batch=_start_batch,
+                finish_batch=_finish,
+            )
+    else:
+        planned = _recognise_all(collect_sources(paths), report)
+
+        def run(allow: bool) -> ImportReport:
+            return _run(planned, report, root_account, actor, share, allow, source_name, progress)
+
     try:
-        with transaction.atomic():
-            _run(planned, report, root_account, actor, share, True, source_name, progress)
-            raise _DryRunRollback
-    except _DryRunRollback:
-        pass
-    report.batch_id = None
-    report.state = SisBatch.State.DRY_RUN
-    return report
+        if not dry_run:
+            return run(allow_mass_delete)
+        try:
+            with transaction.atomic():
+                run(allow_mass_delete)
+                raise _DryRunRollback
+        except _DryRunRollback:
+            pass
+        except MassDeleteRefused:
+            pass  # the preview reports the guard; nothing was written either way
+        report.batch_id = None
+        report.state = SisBatch.State.DRY_RUN
+        return report
+    finally:
+        if report.changes is not None:
+            report.changes.close()
 
 
 def _recognise_all(sources: list[SisSource], report: ImportReport) -> list[tuple[SisSource, str]]:
@@ -132,19 +197,25 @@ def _recognise_all(sources: list[SisSource], report: ImportReport) -> list[tuple
     return planned
 
 
-def _run(planned, report, root_account, actor, share, allow_mass_delete, source_name, progress):
+def _start_batch(report: ImportReport, root_account: Account, actor: Actor, source_name: str):
     batch = SisBatch.objects.create(
         root_account=root_account,
         created_by=actor.user if actor.user is not None and actor.user.pk else None,
         workflow_state=SisBatch.State.RUNNING,
+        format=report.format,
         source_name=source_name[:255],
         dry_run=report.dry_run,
     )
     report.batch_id = batch.pk
-    ctx = row_rules.ImportContext(root_account=root_account, batch=batch, actor=actor)
+    return batch
+
+
+def _run(planned, report, root_account, actor, share, allow_mass_delete, source_name, progress):
+    batch = _start_batch(report, root_account, actor, source_name)
+    ctx = ImportContext(root_account=root_account, batch=batch, actor=actor)
     guard = _mass_delete_check(ctx, planned, share)
     report.mass_delete = guard
-    if guard["over_limit"] and not allow_mass_delete:
+    if guard["over_limit"] and not allow_mass_delete and not report.dry_run:
         _finish(batch, report, SisBatch.State.ABORTED)
         raise MassDeleteRefused(
             would_delete=guard["would_delete"],
@@ -172,7 +243,7 @@ def _finish(batch: SisBatch, report: ImportReport, state: str) -> None:
     report.state = state
     batch.workflow_state = state
     batch.counts = report.counts_json()
-    batch.errors = report.errors
+    batch.errors = report.errors + report.warnings
     batch.finished_at = timezone.now()
     batch.save(update_fields=["workflow_state", "counts", "errors", "finished_at"])
 
@@ -204,13 +275,15 @@ def _chunks(rows: Iterator[SisRow], size: int) -> Iterator[list[SisRow]]:
 def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, progress) -> None:
     """Apply one file atomically; a file-level error undoes the file and is reported."""
     errors_before = len(report.errors)
+    started = perf_counter()
+    step = Step(ctx=ctx, file=file, report=report, messages=CANVAS_MESSAGES)
     try:
         with transaction.atomic():
             for chunk in _chunks(iter_rows(source), CHUNK_SIZE):
                 if file.kind == "user_observers":
                     _apply_link_chunk(ctx, chunk, file, report)
                 else:
-                    _apply_rows(ctx, chunk, file, report)
+                    _apply_rows(step, chunk, file, report)
                 if progress is not None:
                     progress(file.name, file.rows)
     except SisFileError as exc:
@@ -221,6 +294,8 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
         file.counts.clear()
         file.error = exc.message
         report.add_error(file, None, exc.message)
+    finally:
+        file.seconds = perf_counter() - started
 
 
 # Attempts per chunk when another request creates one of its new links meanwhile.
@@ -251,21 +326,24 @@ def _apply_link_chunk(ctx, chunk: list[SisRow], file: FileReport, report: Import
             report.error_count = error_count
 
 
-def _apply_rows(ctx, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:
-    handler = _ROW_HANDLERS[file.kind]
+def _apply_rows(step: Step, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:
+    """A chunk of a Canvas file: each row checked on its face, then applied in bulk."""
+    errors_before = len(report.errors)
+    make = RECORD_MAKERS[file.kind]
+    records = []
     for row in chunk:
         file.rows += 1
         if row.error:
             report.add_error(file, row.line, row.error)
             continue
         try:
-            with transaction.atomic():
-                outcome = handler(ctx, row.values)
-        except LinkingError as exc:
+            key, values = make(row.values)
+        except RowError as exc:
             report.add_error(file, row.line, exc.message)
-        except (DatabaseError, ValueError) as exc:
-            # A constraint the checks above did not foresee: the row's savepoint
-            # is rolled back and the file goes on.
-            report.add_error(file, row.line, f"The row could not be saved: {exc}")
-        else:
-            file.counts[outcome] += 1
+            continue
+        records.append(Record(line=row.line, key=key, values=values))
+    apply_chunk(step, _APPLIERS[file.kind], records)
+    # Canvas lists a file's row errors in line order.
+    report.errors[errors_before:] = sorted(
+        report.errors[errors_before:], key=lambda error: error["line"] or 0
+    )

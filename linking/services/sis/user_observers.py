@@ -24,7 +24,9 @@ from ...models import (
     LinkSource,
     Login,
     ObservationLink,
+    User,
 )
+from ...models.lookups import any_of
 from .. import notifications
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from .reader import SisRow
@@ -35,13 +37,23 @@ ACTIVE = ObservationLink.State.ACTIVE
 DELETED = ObservationLink.State.DELETED
 
 
-def sis_user_ids(ctx: ImportContext, sis_ids: Iterable[str]) -> dict[str, int]:
-    """SIS user id -> user id for the active logins of the root account (one query)."""
-    return dict(
-        Login.objects.active()
-        .filter(root_account=ctx.root_account, sis_user_id__in=set(sis_ids))
-        .values_list("sis_user_id", "user_id")
+def sis_user_ids(
+    ctx: ImportContext, sis_ids: Iterable[str], *, suspended_count: bool = False
+) -> dict[str, int]:
+    """SIS user id -> user id for the active logins of the root account (one query).
+
+    With ``suspended_count`` a suspended login (OneRoster's
+    ``enabledUser=false``) still names its person, whose links the SIS keeps;
+    Canvas treats it as a non-existent user.
+    """
+    logins = Login.objects.filter(
+        any_of("sis_user_id", set(sis_ids)), root_account=ctx.root_account
     )
+    if suspended_count:
+        logins = logins.exclude(workflow_state=Login.State.DELETED)
+    else:
+        logins = logins.filter(workflow_state=Login.State.ACTIVE)
+    return dict(logins.values_list("sis_user_id", "user_id"))
 
 
 def _validate(row: SisRow) -> tuple[str, str, str] | str:
@@ -76,12 +88,32 @@ def apply_chunk(
         if isinstance(checked, str):
             errors.append((row.line, checked))
         else:
-            valid.append((row.line, *checked))
+            valid.append((row.line, *checked, None))
+    apply_links(ctx, valid, errors, file, report)
+
+
+def apply_links(
+    ctx: ImportContext,
+    valid: list[tuple[int, str, str, str, str | None]],
+    errors: list[tuple[int, str]],
+    file: FileReport,
+    report: ImportReport,
+    *,
+    suspended_count: bool = False,
+) -> None:
+    """Apply checked link rows (line, observer SIS id, student SIS id, status, kind).
+
+    ``kind`` None leaves a link's kind as it is (Canvas's files carry none);
+    otherwise a new or restored link takes it and an active one is updated
+    to it. Errors found here join ``errors``, reported in line order.
+    """
     if not valid:
         return _report_errors(errors, file, report)
-    users = sis_user_ids(ctx, {sis for _, o, s, _ in valid for sis in (o, s)})
+    users = sis_user_ids(
+        ctx, {sis for _, o, s, _, _ in valid for sis in (o, s)}, suspended_count=suspended_count
+    )
     resolved = []
-    for line, observer_sis, student_sis, status in valid:
+    for line, observer_sis, student_sis, status, kind in valid:
         observer_id, student_id = users.get(observer_sis), users.get(student_sis)
         if observer_id is None:
             errors.append((line, f"An observer referenced a non-existent user {observer_sis}"))
@@ -90,7 +122,9 @@ def apply_chunk(
         elif observer_id == student_id:
             errors.append((line, f"Can't observe yourself user {student_sis}"))
         else:
-            resolved.append((line, observer_sis, student_sis, observer_id, student_id, status))
+            resolved.append(
+                (line, observer_sis, student_sis, observer_id, student_id, status, kind)
+            )
     if not resolved:
         return _report_errors(errors, file, report)
 
@@ -111,7 +145,8 @@ def apply_chunk(
     new, changed, touched = {}, {}, set()
     was_active = {pair for pair, link in links.items() if link.workflow_state == ACTIVE}
     events: list[tuple[str, tuple[int, int]]] = []
-    for line, observer_sis, student_sis, observer_id, student_id, status in resolved:
+    logged: list[tuple[str, tuple[int, int], str, str]] = []
+    for line, observer_sis, student_sis, observer_id, student_id, status, kind in resolved:
         pair = (observer_id, student_id)
         link = new.get(pair) or links.get(pair)
         if status == ACTIVE:
@@ -121,17 +156,29 @@ def apply_chunk(
                     student_id=student_id,
                     root_account=ctx.root_account,
                     source=LinkSource.SIS,
+                    kind=kind or "",
                     created_by=creator,
                     sis_batch=batch,
                 )
                 events.append((AuditAction.LINK_CREATED, pair))
                 file.counts["created"] += 1
+                logged.append(("created", pair, observer_sis, student_sis))
             elif link.workflow_state == DELETED:
                 link.workflow_state, link.deleted_at = ACTIVE, None
                 link.source, link.sis_batch, link.updated_at = LinkSource.SIS, batch, now
+                if kind is not None:
+                    link.kind = kind
                 changed[pair] = link
                 events.append((AuditAction.LINK_RESTORED, pair))
                 file.counts["restored"] += 1
+                logged.append(("restored", pair, observer_sis, student_sis))
+            elif kind is not None and link.kind != kind:
+                link.kind, link.sis_batch, link.updated_at = kind, batch, now
+                if link.pk:
+                    changed[pair] = link
+                touched.discard(pair)
+                file.counts["updated"] += 1
+                logged.append(("updated", pair, observer_sis, student_sis))
             else:
                 if pair in links:
                     touched.add(pair)
@@ -152,11 +199,12 @@ def apply_chunk(
             touched.discard(pair)
             events.append((AuditAction.LINK_DELETED, pair))
             file.counts["deleted"] += 1
+            logged.append(("deleted", pair, observer_sis, student_sis))
 
     ObservationLink.objects.bulk_create(list(new.values()), batch_size=1000)
     ObservationLink.objects.bulk_update(
         list(changed.values()),
-        ["workflow_state", "deleted_at", "source", "sis_batch", "updated_at"],
+        ["workflow_state", "deleted_at", "source", "kind", "sis_batch", "updated_at"],
         batch_size=1000,
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
@@ -169,11 +217,69 @@ def apply_chunk(
     live = [link for link in by_pair.values() if link.workflow_state == ACTIVE]
     _mirror(ctx, [link for link in live if (link.observer_id, link.student_id) in pairs])
     _record_events(ctx, events, by_pair)
+    _log_changes(report, logged, by_pair)
     _report_errors(errors, file, report)
 
 
+def remove_links(
+    ctx: ImportContext, link_ids: list[int], file: FileReport, report: ImportReport
+) -> int:
+    """Soft-delete these links (the SIS no longer names them): enrollments end, events recorded."""
+    links = list(
+        ObservationLink.objects.select_for_update()
+        .filter(any_of("id", link_ids), root_account=ctx.root_account)
+        .filter(workflow_state=ACTIVE)
+        .order_by("id")
+    )
+    if not links:
+        return 0
+    now = timezone.now()
+    for link in links:
+        link.workflow_state, link.deleted_at = DELETED, now
+        link.sis_batch, link.updated_at = ctx.batch, now
+    ObservationLink.objects.bulk_update(
+        links, ["workflow_state", "deleted_at", "sis_batch", "updated_at"], batch_size=1000
+    )
+    for link in links:
+        remove_link_enrollments(link)
+    by_pair = {(link.observer_id, link.student_id): link for link in links}
+    _record_events(ctx, [(AuditAction.LINK_DELETED, pair) for pair in by_pair], by_pair)
+    if report.changes is not None:
+        sis = dict(
+            Login.objects.filter(
+                any_of("user_id", {u for pair in by_pair for u in pair}),
+                root_account=ctx.root_account,
+                sis_user_id__isnull=False,
+            ).values_list("user_id", "sis_user_id")
+        )
+        _log_changes(
+            report,
+            [("deleted", pair, sis.get(pair[0], "?"), sis.get(pair[1], "?")) for pair in by_pair],
+            by_pair,
+        )
+    file.counts["deleted"] += len(links)
+    return len(links)
+
+
+def _log_changes(report: ImportReport, logged, links_by_pair) -> None:
+    """Name both people of each changed link in the preview (one query, only when previewing)."""
+    if report.changes is None or not logged:
+        return
+    ids = {user_id for _, pair, _, _ in logged for user_id in pair}
+    names = dict(User.objects.filter(pk__in=ids).values_list("pk", "name"))
+    for action, pair, observer_sis, student_sis in logged:
+        kind = links_by_pair[pair].kind
+        report.changes.add(
+            "links",
+            action,
+            f"{observer_sis} -> {student_sis}",
+            f"{names.get(pair[0], '?')} observes {names.get(pair[1], '?')}"
+            + (f" ({kind})" if kind else ""),
+        )
+
+
 def _report_errors(errors: list[tuple[int, str]], file: FileReport, report: ImportReport) -> None:
-    for line, message in sorted(errors, key=lambda error: error[0]):
+    for line, message in sorted(errors, key=lambda error: error[0] or 0):
         report.add_error(file, line, message)
 
 
