@@ -1,11 +1,13 @@
 """The nightly folder sync: choosing the bundle, skipping what was imported, guards, the command."""
 
 import hashlib
+import io
 import os
 import time
 import zipfile
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from linking.models import Login, ObservationLink, SisBatch
 from linking.services.sis.sync import (
@@ -87,6 +89,12 @@ def active_pairs(root_account):
         .filter(root_account=root_account)
         .select_related("observer", "student")
     )
+
+
+def run_command(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("sis_sync", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
 
 
 # Hashing and choosing the bundle ----------------------------------------------
@@ -310,3 +318,120 @@ def test_import_of_another_root_account_does_not_count(
     assert result.outcome == SyncOutcome.IMPORTED
     assert active_pairs(root_account) == [("P1", "S1")]
     assert SisBatch.objects.filter(content_hash=result.content_hash).count() == 2
+
+
+# The command ------------------------------------------------------------------------
+
+
+def test_command_imports_prints_the_summary_then_skips(drop, root_account):
+    bundle = drop.zip("monday.zip", ONE_LINK)
+
+    out, err = run_command(str(drop.path), "--domain", "default.test")
+
+    batch = SisBatch.objects.get()
+    lines = out.splitlines()
+    assert lines[0] == f"imported {bundle} as batch #{batch.pk} (imported)"
+    # sis_import's summary table follows.
+    assert lines[1] == f"SIS batch #{batch.pk} (imported)"
+    assert lines[2].split()[:3] == ["file", "kind", "rows"]
+    assert lines[-1].split() == ["total", "4", "4", "0", "0", "0", "0", "0"]
+    assert err == ""
+    assert active_pairs(root_account) == [("P1", "S1")]
+
+    out, _ = run_command(str(drop.path), "--domain", "default.test")
+
+    assert out == f"skipped {bundle}: already imported as batch #{batch.pk}\n"
+    assert SisBatch.objects.count() == 1
+
+
+def test_command_with_no_bundle_exits_zero(drop, root_account):
+    drop.zip("arriving.zip", ONE_LINK, age=30)
+
+    out, _ = run_command(str(drop.path), "--domain", "default.test")
+
+    assert out == f"no bundle in {drop.path}\n"
+    assert not SisBatch.objects.exists()
+
+    out, _ = run_command(str(drop.path), "--domain", "default.test", "--settle-seconds", "10")
+
+    assert out.startswith(f"imported {drop.path / 'arriving.zip'} as batch #")
+
+
+def test_command_exits_1_when_rows_fail(drop, root_account):
+    bundle = drop.zip("monday.zip", {**ONE_LINK, "user_observers.csv": LINKS + "P1,GHOST,active\n"})
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError) as failed:
+        call_command("sis_sync", str(drop.path), "--domain", "default.test", stdout=out, stderr=err)
+
+    assert failed.value.returncode == 1
+    assert str(failed.value) == f"1 row(s) or file(s) failed in {bundle}."
+    batch = SisBatch.objects.get()
+    assert out.getvalue().startswith(
+        f"imported {bundle} as batch #{batch.pk} (imported_with_messages)"
+    )
+    assert "A student referenced a non-existent user GHOST" in err.getvalue()
+    assert batch.content_hash == bundle_hash(bundle)
+    assert Login.objects.filter(root_account=root_account, sis_user_id="P1").exists()
+    assert not ObservationLink.objects.exists()
+
+
+def test_command_exits_2_when_the_guard_stops_it_and_retries_with_override(drop, root_account):
+    drop.zip("monday.zip", TWO_LINKS, age=2 * HOUR)
+    run_command(str(drop.path), "--domain", "default.test")
+    tuesday = drop.zip("tuesday.zip", UNLINK_BOTH, age=HOUR)
+
+    with pytest.raises(CommandError) as refused:
+        run_command(str(drop.path), "--domain", "default.test")
+
+    aborted = SisBatch.objects.get(workflow_state=SisBatch.State.ABORTED)
+    message = str(refused.value)
+    assert refused.value.returncode == 2
+    assert message.startswith(
+        f"refused {tuesday}: the mass-delete guard stopped it (batch #{aborted.pk} aborted)."
+    )
+    assert "would delete 2 of 2 active observer links" in message
+    assert "--allow-mass-delete" in message
+    assert "\n" not in message
+    assert active_pairs(root_account) == [("P1", "S1"), ("P2", "S1")]
+
+    out, _ = run_command(str(drop.path), "--domain", "default.test", "--allow-mass-delete")
+
+    assert out.startswith(f"imported {tuesday} as batch #")
+    assert active_pairs(root_account) == []
+    assert SisBatch.objects.filter(workflow_state=SisBatch.State.IMPORTED).count() == 2
+
+
+def test_command_max_delete_share_lets_the_deletion_through(drop, root_account):
+    drop.zip("monday.zip", TWO_LINKS, age=2 * HOUR)
+    run_command(str(drop.path), "--domain", "default.test")
+    drop.zip("tuesday.zip", {"user_observers.csv": LINKS + "P2,S1,deleted\n"}, age=HOUR)
+
+    with pytest.raises(CommandError):
+        run_command(str(drop.path), "--domain", "default.test", "--max-delete-share", "0.4")
+    run_command(str(drop.path), "--domain", "default.test", "--max-delete-share", "0.5")
+
+    assert active_pairs(root_account) == [("P1", "S1")]
+
+
+def test_command_dry_run_writes_nothing(drop, root_account):
+    bundle = drop.zip("monday.zip", ONE_LINK)
+
+    out, _ = run_command(str(drop.path), "--domain", "default.test", "--dry-run")
+
+    assert out.splitlines()[0] == f"dry run of {bundle}: nothing was written"
+    assert "Dry run: nothing was written" in out
+    assert not SisBatch.objects.exists()
+    assert not Login.objects.filter(root_account=root_account).exists()
+
+
+def test_command_rejects_bad_input(drop, root_account, tmp_path):
+    with pytest.raises(CommandError, match="No root account"):
+        run_command(str(drop.path), "--domain", "nowhere.test")
+    with pytest.raises(CommandError, match="no such folder"):
+        run_command(str(tmp_path / "missing"), "--domain", "default.test")
+    with pytest.raises(CommandError, match="between 0 and 1"):
+        run_command(str(drop.path), "--domain", "default.test", "--max-delete-share", "2")
+    with pytest.raises(CommandError, match="must not be negative"):
+        run_command(str(drop.path), "--domain", "default.test", "--settle-seconds", "-1")
+    assert not SisBatch.objects.exists()
