@@ -334,7 +334,7 @@ def test_command_imports_prints_the_summary_then_skips(drop, root_account):
     # sis_import's summary table follows.
     assert lines[1] == f"SIS batch #{batch.pk} (imported)"
     assert lines[2].split()[:3] == ["file", "kind", "rows"]
-    assert lines[-1].split() == ["total", "4", "4", "0", "0", "0", "0", "0"]
+    assert lines[-1].split()[:-1] == ["total", "4", "4", "0", "0", "0", "0", "0", "0"]
     assert err == ""
     assert active_pairs(root_account) == [("P1", "S1")]
 

@@ -1,4 +1,4 @@
-"""Import Canvas SIS CSV files (a directory, a zip or single files) into one root account."""
+"""Import Canvas SIS CSV files or a OneRoster bundle into one root account."""
 
 import getpass
 from contextlib import nullcontext
@@ -9,17 +9,29 @@ from linking.models import Account, AuditSource, Login
 from linking.services import notifications
 from linking.services.context import Actor
 from linking.services.errors import LinkingError
-from linking.services.sis import ImportReport, import_sis
+from linking.services.sis import ImportReport, MassDeleteRefused, import_sis
 
-COLUMNS = ("rows", "created", "restored", "updated", "deleted", "unchanged", "errors")
+COLUMNS = (
+    "rows",
+    "created",
+    "restored",
+    "updated",
+    "deleted",
+    "unchanged",
+    "errors",
+    "warnings",
+    "seconds",
+)
 SHOWN_ERRORS = 50
+SHOWN_CHANGES = 10
 
 
 class Command(BaseCommand):
     help = (
-        "Import accounts.csv, users.csv, courses.csv, enrollments.csv, admins.csv and "
-        "user_observers.csv (recognised by header) into the root account served at --domain. "
-        "Exits with status 1 when any row or file failed."
+        "Import Canvas SIS CSV files (accounts.csv, users.csv, courses.csv, enrollments.csv, "
+        "admins.csv, user_observers.csv, recognised by header) or a OneRoster 1.1/1.2 bundle "
+        "(a zip or directory with manifest.csv) into the root account served at --domain. "
+        "Exits with status 1 when any row or file failed, 2 when a mass-delete guard stopped it."
     )
 
     def add_arguments(self, parser):
@@ -46,6 +58,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--run-by", help="Login id (in this root account) of the person running the import."
+        )
+        parser.add_argument(
+            "--changes-csv",
+            metavar="FILE",
+            help="Write every change (links, enrollments, users, ...) to this CSV file.",
         )
 
     def handle(self, *args, **options):
@@ -79,7 +96,10 @@ class Command(BaseCommand):
                     max_delete_share=share,
                     source_name=f"command line ({getpass.getuser()}): {' '.join(options['paths'])}",
                     progress=progress,
+                    changes_path=options["changes_csv"],
                 )
+        except MassDeleteRefused as exc:
+            raise CommandError(exc.message, returncode=2) from exc
         except LinkingError as exc:
             raise CommandError(exc.message) from exc
         if progress is not None:
@@ -104,12 +124,17 @@ class Command(BaseCommand):
                     file.name,
                     file.kind or "?",
                     str(file.rows),
-                    *(str(file.counts[column]) for column in COLUMNS[1:-1]),
+                    *(str(file.counts[column]) for column in COLUMNS[1:-3]),
                     str(file.errors),
+                    str(file.warnings),
+                    f"{file.seconds:.2f}",
                 )
             )
         totals = report.totals()
-        table.append(("total", "", *(str(totals[column]) for column in COLUMNS)))
+        seconds = sum(file.seconds for file in report.files)
+        table.append(
+            ("total", "", *(str(totals[column]) for column in COLUMNS[:-1]), f"{seconds:.2f}")
+        )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for index, row in enumerate(table):
             cells = [
@@ -119,15 +144,45 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(cells))
             if index == 0 or index == len(table) - 2:
                 self.stdout.write("  ".join("-" * width for width in widths))
-        guard = report.mass_delete
-        if guard and guard.get("over_limit"):
-            self.stdout.write(
-                f"Mass delete: {guard['would_delete']} of {guard['active_links']} active links "
-                f"(limit {guard['share']:.0%}); the import needs --allow-mass-delete."
-            )
-        for error in report.errors[:SHOWN_ERRORS]:
-            where = f"{error['file']}:{error['line']}" if error["line"] else error["file"]
-            self.stderr.write(f"{where}: {error['message']}")
-        if report.error_count > SHOWN_ERRORS:
-            shown = min(len(report.errors), SHOWN_ERRORS)
-            self.stderr.write(f"... and {report.error_count - shown} more errors")
+        guard = report.mass_delete or {}
+        kinds = guard.get("kinds") or (
+            {"links": {**guard, "active": guard.get("active_links", 0)}} if guard else {}
+        )
+        for kind, check in kinds.items():
+            if check.get("over_limit"):
+                self.stdout.write(
+                    f"Mass delete: {check['would_delete']} of {check['active']} active {kind} "
+                    f"(limit {check['share']:.0%}): over the guard's limit; without "
+                    "--allow-mass-delete the import is refused."
+                )
+        if report.changes is not None:
+            self._changes(report)
+        for level, entries, count in (
+            ("error", report.errors, report.error_count),
+            ("warning", report.warnings, report.warning_count),
+        ):
+            for entry in entries[:SHOWN_ERRORS]:
+                where = f"{entry['file']}:{entry['line']}" if entry["line"] else entry["file"]
+                sourced = f" [{entry['sourced_id']}]" if entry.get("sourced_id") else ""
+                prefix = "warning: " if level == "warning" else ""
+                self.stderr.write(f"{where}{sourced}: {prefix}{entry['message']}")
+            if count > SHOWN_ERRORS:
+                shown = min(len(entries), SHOWN_ERRORS)
+                self.stderr.write(f"... and {count - shown} more {level}s")
+
+    def _changes(self, report: ImportReport) -> None:
+        """The first changes of each kind (the preview); all of them are in --changes-csv."""
+        changes = report.changes
+        if not changes.counts:
+            self.stdout.write("Changes: none")
+            return
+        self.stdout.write("Changes:")
+        for kind, rows in changes.first.items():
+            total = sum(n for (k, _), n in changes.counts.items() if k == kind)
+            self.stdout.write(f"  {kind} ({total}):")
+            for row in rows[:SHOWN_CHANGES]:
+                self.stdout.write(f"    {row['action']:<9} {row['sis_id']}  {row['description']}")
+            if total > SHOWN_CHANGES:
+                self.stdout.write(f"    ... and {total - SHOWN_CHANGES} more")
+        if changes.path is not None:
+            self.stdout.write(f"Every change: {changes.path}")
