@@ -444,7 +444,9 @@ def _csv_rows(
             header = next(reader)
         except StopIteration:
             raise SisFileError(f"{source.name}: the file is empty (no header row)") from None
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except UnicodeDecodeError as exc:
+            raise SisFileError(f"{source.name}: not UTF-8 encoded text ({exc.reason})") from exc
+        except csv.Error as exc:
             raise SisFileError(f"{source.name}: the header cannot be read ({exc})") from exc
         header = [column.strip() for column in header]
         index: dict[str, int] = {}
@@ -590,6 +592,7 @@ class _Run:
         mode = self.mode(kind)
         rows = self.rows(kind, file)
         while chunk := list(islice(rows, CHUNK_SIZE)):
+            errors_before = len(self.report.errors)
             records = []
             for line, values in chunk:
                 file.rows += 1
@@ -609,6 +612,10 @@ class _Run:
                 if parsed is not None:
                     records.append(Record(line=line, key=key, values=parsed))
             yield records
+            # The caller applied the chunk meanwhile: its errors are listed in line order.
+            self.report.errors[errors_before:] = sorted(
+                self.report.errors[errors_before:], key=lambda error: error["line"] or 0
+            )
             if self.progress is not None:
                 self.progress(file.name, file.rows)
 
@@ -711,7 +718,6 @@ class _Run:
         if len(districts) == 1 and not self.root.sis_account_id:
             # Later delta files name schools' parent by the district's sourcedId.
             Account.objects.filter(pk=self.root.pk).update(sis_account_id=districts[0])
-            self.root.sis_account_id = districts[0]
         for record in parsed:
             if record.key in above:
                 file.counts["unchanged"] += 1
