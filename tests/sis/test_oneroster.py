@@ -36,7 +36,7 @@ BUNDLES = Path(__file__).parent / "oneroster"
 
 @pytest.fixture
 def bundle(tmp_path):
-    """bundle(name, **replace) -> a copy of a reference bundle with some files replaced or removed."""
+    """bundle(name, **files) -> a copy of a reference bundle, some files replaced or removed."""
 
     def make(name: str, **files: str | None) -> Path:
         target = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}"
