@@ -28,6 +28,7 @@ from ..services.sis import MassDeleteRefused, export_zip, import_sis
 from .tenancy import TenantScopedAdmin, admin_tenant
 
 SESSION_KEY = "sis_uploads"
+CHANGES_NAME = "changes.csv"  # beside the upload: every change the preview found
 
 
 def _allowed_root_accounts(request, permission: str):
@@ -47,13 +48,17 @@ class SisUploadForm(forms.Form):
     file = forms.FileField(
         help_text=_(
             "One CSV file (accounts, users, courses, enrollments, admins or user_observers, "
-            "recognised by its header) or a zip of several."
+            "recognised by its header), a zip of several, or a OneRoster 1.1/1.2 bundle "
+            "(a zip with manifest.csv)."
         )
     )
     allow_mass_delete = forms.BooleanField(
         required=False,
         label=_("Allow mass delete"),
-        help_text=_("Needed when the file deletes more than the allowed share of active links."),
+        help_text=_(
+            "Needed when the file deletes more than the allowed share of active links, "
+            "enrollments or users."
+        ),
     )
 
     def __init__(self, *args, root_accounts, **kwargs):
@@ -111,6 +116,7 @@ class SisBatchAdmin(TenantScopedAdmin):
                 "totals": batch.counts.get("totals", {}),
                 "mass_delete": batch.counts.get("mass_delete", {}),
                 "errors": batch.errors,
+                "changes": batch.counts.get("changes"),
             },
         )
 
@@ -141,6 +147,11 @@ class SisBatchAdmin(TenantScopedAdmin):
         return [
             path("import/", view(self.import_view), name="linking_sisbatch_import"),
             path("import/confirm/", view(self.confirm_view), name="linking_sisbatch_confirm"),
+            path(
+                "import/changes/<uuid:token>/",
+                view(self.changes_view),
+                name="linking_sisbatch_changes",
+            ),
             path(
                 "export/<int:root_account_id>/",
                 view(self.export_view),
@@ -186,6 +197,7 @@ class SisBatchAdmin(TenantScopedAdmin):
             for piece in upload.chunks():
                 out.write(piece)
         root_account = form.cleaned_data["root_account"]
+        changes = directory / CHANGES_NAME
         try:
             report = import_sis(
                 paths=[stored],
@@ -193,6 +205,7 @@ class SisBatchAdmin(TenantScopedAdmin):
                 actor=actor_from_request(request, AuditSource.SIS),
                 dry_run=True,
                 source_name=f"admin upload: {stored.name}",
+                changes_path=changes,
             )
         except LinkingError as exc:
             shutil.rmtree(directory, ignore_errors=True)
@@ -217,8 +230,13 @@ class SisBatchAdmin(TenantScopedAdmin):
                     "files": [file.as_dict() for file in report.files],
                     "totals": dict(report.totals()),
                     "mass_delete": report.mass_delete,
-                    "errors": report.errors,
+                    "errors": report.errors + report.warnings,
                 },
+            ),
+            changes=report.changes.as_dict(),
+            changes_total=sum(report.changes.counts.values()),
+            changes_url=reverse(
+                f"{self.admin_site.name}:linking_sisbatch_changes", args=[token]
             ),
             root_account=root_account,
             allow_mass_delete=form.cleaned_data["allow_mass_delete"],
@@ -268,6 +286,23 @@ class SisBatchAdmin(TenantScopedAdmin):
         else:
             messages.success(request, _("Imported."))
         return HttpResponseRedirect(self._batch_url(report.batch_id))
+
+    def changes_view(self, request, token):
+        """Every change the previewed upload would make, as CSV (kind, action, SIS id, what)."""
+        pending = request.session.get(SESSION_KEY, {}).get(str(token))
+        if pending is None or not _allowed_root_accounts(
+            request, Permission.MANAGE_USER_OBSERVERS
+        ).filter(pk=pending["root_account"]).exists():
+            raise Http404
+        changes = Path(pending["path"]).parent / CHANGES_NAME
+        if not changes.is_file():
+            raise Http404
+        return FileResponse(
+            changes.open("rb"),
+            as_attachment=True,
+            filename="sis-preview-changes.csv",
+            content_type="text/csv; charset=utf-8",
+        )
 
     def _batch_url(self, batch_id: int) -> str:
         return reverse(f"{self.admin_site.name}:linking_sisbatch_change", args=[batch_id])

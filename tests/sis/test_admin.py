@@ -4,6 +4,7 @@ import io
 import zipfile
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from linking.models import AuditEvent, ObservationLink, SisBatch
@@ -187,3 +188,50 @@ def test_staff_of_one_school_cannot_import_into_another(
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert not SisBatch.objects.exists()
+
+
+def oneroster_zip():
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "oneroster" / "v11_bulk"
+    return zip_of(**{path.name: path.read_text() for path in sorted(folder.iterdir())})
+
+
+def test_oneroster_bundle_preview_lists_changes_with_a_csv_then_imports(
+    client, staff_a, staff_b, root_account
+):
+    client.force_login(staff_a)
+
+    response = preview(client, root_account, oneroster_zip())
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "What will change" in page
+    assert "Maria Lopez observes Ava Lopez (parent)" in page
+    assert "users.csv (agentSourcedIds)" in page
+    assert not ObservationLink.objects.exists()
+    download = client.get(response.context["changes_url"], HTTP_HOST=HOST)
+    assert download.status_code == 200
+    assert download["Content-Type"].startswith("text/csv")
+    rows = b"".join(download.streaming_content).decode().splitlines()
+    assert rows[0] == "kind,action,sis_id,description"
+    assert "links,created,g-maria -> s-ben,Maria Lopez observes Ben Lopez (parent)" in rows
+    assert len(rows) == 25
+    # Another school's staff cannot read the preview of this upload.
+    other = Client()
+    other.force_login(staff_b)
+    outsider = other.get(response.context["changes_url"], HTTP_HOST=HOST)
+    assert outsider.status_code in (302, 404)
+    assert not outsider.get("Content-Type", "").startswith("text/csv")
+
+    token = response.context["confirm_form"].initial["token"]
+    confirmed = client.post(
+        reverse("admin:linking_sisbatch_confirm"), {"token": token}, HTTP_HOST=HOST
+    )
+
+    batch = SisBatch.objects.get()
+    assert confirmed.status_code == 302
+    assert (batch.format, batch.workflow_state) == ("oneroster", "imported")
+    assert ObservationLink.objects.active().filter(sis_batch=batch).count() == 4
+    # The upload and its preview are gone once imported.
+    assert client.get(response.context["changes_url"], HTTP_HOST=HOST).status_code == 404
