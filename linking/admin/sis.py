@@ -235,9 +235,7 @@ class SisBatchAdmin(TenantScopedAdmin):
             ),
             changes=report.changes.as_dict(),
             changes_total=sum(report.changes.counts.values()),
-            changes_url=reverse(
-                f"{self.admin_site.name}:linking_sisbatch_changes", args=[token]
-            ),
+            changes_url=reverse(f"{self.admin_site.name}:linking_sisbatch_changes", args=[token]),
             root_account=root_account,
             allow_mass_delete=form.cleaned_data["allow_mass_delete"],
             confirm_form=SisConfirmForm(initial={"token": token}),
@@ -290,9 +288,12 @@ class SisBatchAdmin(TenantScopedAdmin):
     def changes_view(self, request, token):
         """Every change the previewed upload would make, as CSV (kind, action, SIS id, what)."""
         pending = request.session.get(SESSION_KEY, {}).get(str(token))
-        if pending is None or not _allowed_root_accounts(
-            request, Permission.MANAGE_USER_OBSERVERS
-        ).filter(pk=pending["root_account"]).exists():
+        if (
+            pending is None
+            or not _allowed_root_accounts(request, Permission.MANAGE_USER_OBSERVERS)
+            .filter(pk=pending["root_account"])
+            .exists()
+        ):
             raise Http404
         changes = Path(pending["path"]).parent / CHANGES_NAME
         if not changes.is_file():
