@@ -176,7 +176,7 @@ def rejection(timed: Timed) -> str | None:
     if summary is None:
         return f"exit {timed.returncode}, no summary table: {first_error}"
     _, files, total = summary
-    unknown = [f["file"] for f in files if f.get("kind") in {"", "?"}]
+    unknown = [f["file"] for f in files if f.get("kind") == "?"]
     if unknown or "unrecognised header" in text or "unrecognized header" in text:
         return f"files not recognised ({', '.join(unknown) or '?'}): {first_error}"
     if _int(total.get("rows")) == 0:
@@ -335,10 +335,10 @@ def markdown(db: str, runs: list[Run], notes: list[str], states: dict, meta: dic
         )
     out += ["", "Per file:", ""]
     out.append(
-        "| scale | format | run | file | kind | rows | seconds | rows/s | created | updated "
-        "| deleted | unchanged | errors |"
+        "| scale | format | run | file | kind | rows | seconds | rows/s | created | restored "
+        "| updated | deleted | unchanged | errors |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         seconds_column = _seconds_column(r.columns)
         for f in r.files:
@@ -348,7 +348,8 @@ def markdown(db: str, runs: list[Run], notes: list[str], states: dict, meta: dic
                 rate = f"{rows / float(seconds):,.0f}" if seconds and float(seconds) else ""
             except ValueError:
                 rate = ""
-            cells = [f.get(k, "") for k in ("created", "updated", "deleted", "unchanged", "errors")]
+            kinds = ("created", "restored", "updated", "deleted", "unchanged", "errors")
+            cells = [f.get(k, "") for k in kinds]
             out.append(
                 f"| {r.scale:g} | {r.format} | {r.label} | {Path(f.get('file', '')).name} | "
                 f"{f.get('kind', '')} | {rows:,} | {seconds or '-'} | {rate or '-'} | "

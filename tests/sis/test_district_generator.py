@@ -287,3 +287,43 @@ def test_deterministic(tmp_path):
     generate(tmp_path / "b", TINY)
     for path in sorted((tmp_path / "a").rglob("*.csv")):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+
+
+SUMMARY = """SIS batch #4 (imported)
+file                kind            rows  created  restored  updated  deleted  unchanged  errors
+------------------  --------------  ----  -------  --------  -------  -------  ---------  ------
+accounts.csv        accounts           1        0         0        0        0          1       0
+users.csv           users           2000        0         0       20        0       1980       0
+------------------  --------------  ----  -------  --------  -------  -------  ---------  ------
+total                               2001        0         0       20        0       1981       0
+"""
+TIMED_SUMMARY = """SIS batch #5 (imported)
+file          kind       rows  created  seconds  errors
+------------  --------  -----  -------  -------  ------
+manifest.csv  manifest      1        0     0.01       0
+users.csv     users     20000    20000     3.25       0
+------------  --------  -----  -------  -------  ------
+total                   20001    20000     3.26       0
+"""
+
+
+def test_harness_reads_the_summary_table():
+    """bench.district_import reads sis_import's table by position, a seconds column included."""
+    from bench.district_import import Timed, parse_summary, rejection
+
+    columns, files, total = parse_summary(SUMMARY)
+    assert columns[:3] == ["file", "kind", "rows"] and "seconds" not in columns
+    assert [(f["file"], f["kind"], f["rows"]) for f in files] == [
+        ("accounts.csv", "accounts", "1"),
+        ("users.csv", "users", "2000"),
+    ]
+    assert total["rows"] == "2001" and total["kind"] == "" and total["updated"] == "20"
+    columns, files, total = parse_summary(TIMED_SUMMARY)
+    assert files[1]["seconds"] == "3.25" and total["seconds"] == "3.26"
+    assert parse_summary("no table here") is None
+    ok = Timed(returncode=0, seconds=1.0, rss_mb=70.0, stdout=SUMMARY, stderr="")
+    assert rejection(ok) is None
+    refused = SUMMARY.replace("accounts   ", "?          ").replace("2001", "   0")
+    message = "users.csv: users.csv: unrecognised header; expected ..."
+    reason = rejection(Timed(1, 1.0, 70.0, stdout=refused, stderr=message))
+    assert "not recognised" in reason and "users.csv: unrecognised header" in reason
