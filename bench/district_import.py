@@ -33,6 +33,7 @@ Only 127.0.0.1 is contacted (PostgreSQL, ``BENCH_PG_URL``).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -108,7 +109,8 @@ def run_timed(cmd: list[str], env: dict, log_name: str, timeout: float) -> Timed
         waiter.join(timeout)
         timed_out = waiter.is_alive()
         if timed_out:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: this import and its children
+            with contextlib.suppress(ProcessLookupError):  # it may have just ended
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: this import only
             waiter.join(60)
     returncode = os.waitstatus_to_exitcode(reaped["status"]) if "status" in reaped else None
     proc.returncode = returncode if returncode is not None else -9  # reaped here, not by Popen
