@@ -21,10 +21,10 @@ The two formats describe the same district with the same ids: a user's
 ``sourcedId`` is its Canvas ``user_id`` and ``username`` its ``login_id``, a
 school org is a Canvas sub-account (the district org is the root account
 the import runs in), a class ``sourcedId`` is the Canvas ``course_id``.
-``user_observers.csv`` holds the student-guardian pairs whose agent is a
-``parent`` or ``guardian``: the reference's default, where a ``relative``
-is imported without a link (``--relative-links`` adds them to the Canvas
-side too). Observer enrollments are never written: the importer derives them.
+``user_observers.csv`` holds every student-guardian pair, ``relative``
+agents included, as the OneRoster importer links them (issue 12: parent,
+guardian or relative); ``--no-relative-links`` leaves relatives out of the
+Canvas side. Observer enrollments are never written: the importer derives them.
 
 The "1% changed" district renames 1% of the users (family name), drops
 0.5% of the student enrollments and adds 0.5% (one more class for a
@@ -524,7 +524,7 @@ class District:
             "state": state,
         }
 
-    def linked_pairs(self, variant: str, relatives: bool = False) -> Iterator[tuple[str, str]]:
+    def linked_pairs(self, variant: str, relatives: bool = True) -> Iterator[tuple[str, str]]:
         """(guardian, student) pairs that make observation links, in student order."""
         for s in range(self.students):
             for g in self.agents("s", s, variant):
@@ -570,7 +570,7 @@ def _classes_rows(d: District) -> Iterator[list[str]]:
         ]
 
 
-def write_canvas(d: District, out: Path, variant: str, relatives: bool = False) -> dict:
+def write_canvas(d: District, out: Path, variant: str, relatives: bool = True) -> dict:
     """The Canvas SIS CSVs of the variant; changes are deleted/new rows (files stay complete)."""
     out.mkdir(parents=True, exist_ok=True)
     w = _Writer(out / "accounts.csv", CANVAS_HEADERS["accounts"])
@@ -793,7 +793,7 @@ def generate(
     params: Params,
     *,
     version: str = "1.1",
-    relative_links: bool = False,
+    relative_links: bool = True,
 ) -> dict:
     """Write every bundle of the district under ``out``; the summary goes to district.json."""
     d = District(params)
@@ -839,9 +839,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{name}", type=int, help=f"override the scaled number of {name}")
     parser.add_argument("--oneroster-version", choices=("1.1", "1.2"), default="1.1")
     parser.add_argument(
-        "--relative-links",
-        action="store_true",
-        help="put relative agents in user_observers.csv too (default: parent/guardian only)",
+        "--no-relative-links",
+        dest="relative_links",
+        action="store_false",
+        help="leave relative agents out of user_observers.csv (default: all agents are linked)",
     )
     args = parser.parse_args(argv)
     params = Params.scaled(args.scale, args.seed)
