@@ -720,3 +720,83 @@ def test_oneroster_and_equivalent_canvas_files_leave_the_same_links_and_enrollme
     assert not canvas_report.failed, canvas_report.errors
     assert _state(root_account) == _state(other_root_account)
     assert len(_state(root_account)[1]) == 10
+
+
+# Export ---------------------------------------------------------------------------
+
+
+def test_oneroster_export_reimports_to_the_same_users_and_links(
+    run_import, root_account, other_root_account, tmp_path, make_user
+):
+    from linking.services.sis import export_oneroster_directory, export_oneroster_zip
+
+    run_import(BUNDLES / "v11_bulk")
+    # A link made with a code between SIS people is exported too; one with a side
+    # without an SIS id cannot be.
+    link_observer(
+        observer=Login.objects.get(sis_user_id="g-hoa").user,
+        student=Login.objects.get(sis_user_id="s-ava").user,
+        root_account=root_account,
+        actor=Actor.system(),
+        source=LinkSource.PAIRING_CODE,
+    )
+    link_observer(
+        observer=make_user("No SIS", root_account),
+        student=Login.objects.get(sis_user_id="s-ben").user,
+        root_account=root_account,
+        actor=Actor.system(),
+        source=LinkSource.PAIRING_CODE,
+    )
+    out = tmp_path / "export"
+    root_account.refresh_from_db()  # the import recorded the district's sourcedId
+
+    counts = export_oneroster_directory(root_account=root_account, directory=out)
+
+    assert (counts.users, counts.skipped_links) == (8, 1)
+    rows = (out / "users.csv").read_text().splitlines()
+    assert rows[0].startswith("sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role")
+    assert "g-maria,,,true,d-rb,parent,maria.lopez@mail.example,,Maria,Lopez,,," in "\n".join(rows)
+    assert '"g-hoa,g-maria"' in next(row for row in rows if row.startswith("s-ava,"))
+    before = links(root_account)
+    events = AuditEvent.objects.count()
+
+    # Into the same school: no link comes or goes, the code-made link keeps its source
+    # and takes the kind the export gave its observer (Hoa is a relative).
+    again = run_import(out)
+    assert not again.failed, again.errors
+    totals = again.totals()
+    assert (totals["created"], totals["deleted"], totals["restored"]) == (0, 0, 0)
+    assert [(f.name, dict(f.counts)) for f in again.files][1] == (
+        "users.csv (agentSourcedIds)",
+        {"updated": 1, "unchanged": 4},
+    )
+    hoa_ava = ("g-hoa", "s-ava", "relative")
+    assert links(root_account) == sorted([*(r for r in before if r[:2] != hoa_ava[:2]), hoa_ava])
+    assert AuditEvent.objects.count() == events
+    assert (
+        ObservationLink.objects.get(
+            observer__logins__sis_user_id="g-hoa", student__logins__sis_user_id="s-ava"
+        ).source
+        == LinkSource.PAIRING_CODE
+    )
+    before = links(root_account)
+    # Into an empty school: the same people and links.
+    fresh = run_import(out, account=other_root_account)
+    assert not fresh.failed, fresh.errors
+    assert links(other_root_account) == [row for row in before if row[0]]
+    assert sorted(
+        Login.objects.filter(root_account=other_root_account).values_list(
+            "sis_user_id", "unique_id", "user__name", "user__email"
+        )
+    ) == sorted(
+        Login.objects.filter(root_account=root_account, sis_user_id__isnull=False).values_list(
+            "sis_user_id", "unique_id", "user__name", "user__email"
+        )
+    )
+    # The zip holds the same two files.
+    archive = tmp_path / "export.zip"
+    with archive.open("wb") as target:
+        export_oneroster_zip(root_account=root_account, target=target)
+    with zipfile.ZipFile(archive) as zipped:
+        assert sorted(zipped.namelist()) == ["manifest.csv", "users.csv"]
+        assert zipped.read("users.csv").decode() == (out / "users.csv").read_text()

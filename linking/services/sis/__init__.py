@@ -1,6 +1,12 @@
-"""SIS import and export in Canvas's CSV format: the only place SIS rules live."""
+"""SIS import and export (Canvas's SIS CSV and OneRoster): the only place SIS rules live."""
 
-from .exporter import ExportCounts, export_to_directory, export_zip
+from .exporter import (
+    ExportCounts,
+    export_oneroster_directory,
+    export_oneroster_zip,
+    export_to_directory,
+    export_zip,
+)
 from .importer import MassDeleteRefused, import_sis, mass_delete_share
 from .reader import SisFileError
 from .report import FileReport, ImportReport
@@ -13,6 +19,8 @@ __all__ = [
     "MassDeleteRefused",
     "RowError",
     "SisFileError",
+    "export_oneroster_directory",
+    "export_oneroster_zip",
     "export_to_directory",
     "export_zip",
     "import_sis",

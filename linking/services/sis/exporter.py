@@ -128,3 +128,198 @@ def export_zip(*, root_account: Account, target) -> ExportCounts:
             text.flush()
             text.detach()
     return counts
+
+
+# OneRoster ------------------------------------------------------------------
+
+ONEROSTER_MANIFEST = (
+    ("manifest.version", "1.0"),
+    ("oneroster.version", "1.1"),
+    *(
+        (f"file.{name}", "bulk" if name == "users" else "absent")
+        for name in (
+            "academicSessions",
+            "categories",
+            "classes",
+            "classResources",
+            "courses",
+            "courseResources",
+            "demographics",
+            "enrollments",
+            "lineItems",
+            "orgs",
+            "resources",
+            "results",
+            "users",
+        )
+    ),
+    ("source.systemName", "observers"),
+)
+ONEROSTER_USERS_HEADER = [
+    "sourcedId",
+    "status",
+    "dateLastModified",
+    "enabledUser",
+    "orgSourcedIds",
+    "role",
+    "username",
+    "userIds",
+    "givenName",
+    "familyName",
+    "middleName",
+    "identifier",
+    "email",
+    "sms",
+    "phone",
+    "agentSourcedIds",
+    "grades",
+    "password",
+]
+_OBSERVER_ROLES = {"parent", "guardian", "relative"}
+_ONEROSTER_11_ROLES = {
+    "administrator",
+    "aide",
+    "guardian",
+    "parent",
+    "proctor",
+    "relative",
+    "student",
+    "teacher",
+}
+_ENROLLMENT_ROLES = {"student": "student", "teacher": "teacher", "ta": "aide"}
+EXPORT_CHUNK = 2000
+
+
+def _oneroster_role(login: Login, observes: list[str], observed: bool, enrolled: set[str]) -> str:
+    """The person's OneRoster role, so that re-importing derives exactly their links.
+
+    Anyone who observes someone is exported as an observer (their link's
+    kind, else their SIS role if it is one, else parent); anyone observed as
+    a student; others by their SIS role or their enrollments.
+    """
+    if observes:
+        kinds = [kind for kind in observes if kind]
+        if kinds:
+            return kinds[0]
+        return login.sis_role if login.sis_role in _OBSERVER_ROLES else "parent"
+    if observed:
+        return "student"
+    if login.sis_role in _ONEROSTER_11_ROLES:
+        return login.sis_role
+    for kind in ("student", "teacher", "ta"):
+        if kind in enrolled:
+            return _ENROLLMENT_ROLES[kind]
+    return "student"
+
+
+def write_oneroster_users(root_account: Account, out: io.TextIOBase) -> tuple[int, int]:
+    """users.csv (1.1) with every live SIS login and its agents; returns (rows, links skipped)."""
+    from ...models import Enrollment
+    from ...models.lookups import any_of
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ONEROSTER_USERS_HEADER)
+    org = root_account.sis_account_id or f"root-{root_account.pk}"
+    rows = exported = 0
+    last = 0
+    while True:
+        logins = list(
+            _sis_logins(root_account)
+            .filter(pk__gt=last)
+            .select_related("user")
+            .order_by("pk")[:EXPORT_CHUNK]
+        )
+        if not logins:
+            break
+        last = logins[-1].pk
+        user_ids = [login.user_id for login in logins]
+        links = list(
+            ObservationLink.objects.active()
+            .filter(root_account=root_account)
+            .filter(any_of("observer_id", user_ids) | any_of("student_id", user_ids))
+            .values_list("observer_id", "student_id", "kind")
+        )
+        partners = {u for observer, student, _ in links for u in (observer, student)}
+        sis = dict(
+            _sis_logins(root_account)
+            .filter(any_of("user_id", partners))
+            .values_list("user_id", "sis_user_id")
+        )
+        enrolled: dict[int, set[str]] = {}
+        for user_id, kind in (
+            Enrollment.objects.filter(any_of("user_id", user_ids), root_account=root_account)
+            .exclude(workflow_state="deleted")
+            .values_list("user_id", "type")
+            .distinct()
+        ):
+            enrolled.setdefault(user_id, set()).add(kind)
+        for login in logins:
+            user = login.user
+            observes = [kind for o, s, kind in links if o == user.pk and s in sis]
+            exported += len(observes)
+            observed = any(s == user.pk and o in sis for o, s, _ in links)
+            agents = sorted(
+                {sis[s] for o, s, _ in links if o == user.pk and s in sis}
+                | {sis[o] for o, s, _ in links if s == user.pk and o in sis}
+            )
+            family = user.last_name or user.name
+            given = user.first_name or ("" if user.last_name else user.name)
+            writer.writerow(
+                [
+                    login.sis_user_id,
+                    "",
+                    "",
+                    "false" if login.workflow_state == Login.State.SUSPENDED else "true",
+                    org,
+                    _oneroster_role(login, observes, observed, enrolled.get(user.pk, set())),
+                    login.unique_id,
+                    "",
+                    given or family,
+                    family,
+                    "",
+                    "",
+                    user.email,
+                    "",
+                    "",
+                    ",".join(agents),
+                    "",
+                    "",
+                ]
+            )
+            rows += 1
+    total = ObservationLink.objects.active().filter(root_account=root_account).count()
+    return rows, total - exported
+
+
+def _write_manifest(out: io.TextIOBase) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["propertyName", "value"])
+    writer.writerows(ONEROSTER_MANIFEST)
+
+
+def export_oneroster_directory(*, root_account: Account, directory: str | Path) -> ExportCounts:
+    """A OneRoster 1.1 bundle (manifest.csv, users.csv with agents) that re-imports as it is."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    counts = ExportCounts()
+    with (directory / "manifest.csv").open("w", encoding="utf-8", newline="") as out:
+        _write_manifest(out)
+    with (directory / "users.csv").open("w", encoding="utf-8", newline="") as out:
+        counts.users, counts.skipped_links = write_oneroster_users(root_account, out)
+    return counts
+
+
+def export_oneroster_zip(*, root_account: Account, target) -> ExportCounts:
+    """The same bundle as a zip written to the binary file ``target``."""
+    counts = ExportCounts()
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, write in (("manifest.csv", None), ("users.csv", write_oneroster_users)):
+            with archive.open(name, "w") as member:
+                text = io.TextIOWrapper(member, encoding="utf-8", newline="")
+                if write is None:
+                    _write_manifest(text)
+                else:
+                    counts.users, counts.skipped_links = write(root_account, text)
+                text.flush()
+                text.detach()
+    return counts
