@@ -13,11 +13,13 @@ enrollments that change bring linked observers along through
 enrollment follows.
 """
 
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, check_password, make_password
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -35,7 +37,7 @@ from ...models import (
 from ...models.lookups import any_of
 from ..accounts import builtin_admin_role
 from ..enrollments import sync_observers_in_bulk
-from .bulkdb import SeenIds
+from .bulkdb import SeenIds, insert_returning_ids, new_row
 from .report import FileReport, ImportReport
 from .rows import ImportContext
 
@@ -420,6 +422,28 @@ def live_logins_by_lower_id(root: Account, login_ids: Iterable[str]) -> dict[str
 
 
 _USER_FIELDS = ["name", "sortable_name", "short_name", "email", "updated_at"]
+_LOGIN_ROW = (
+    "pk",
+    "sis_user_id",
+    "unique_id",
+    "integration_id",
+    "workflow_state",
+    "sis_role",
+    "sis_agent_ids",
+    "password",
+    "user_id",
+    "name",
+    "sortable_name",
+    "short_name",
+    "email",
+)
+_LOGIN_ROW_LOOKUPS = (
+    *_LOGIN_ROW[:9],
+    "user__name",
+    "user__sortable_name",
+    "user__short_name",
+    "user__email",
+)
 _LOGIN_FIELDS = [
     "unique_id",
     "integration_id",
@@ -445,11 +469,12 @@ def apply_users(step: Step, records: list[Record]) -> None:
 
 def _apply_user_run(step: Step, run: list[Record]) -> None:
     root = step.root
+    # Plain rows, not model instances (an unchanged re-import builds none).
     logins = {
-        login.sis_user_id: login
-        for login in Login.objects.filter(
+        row[1]: SimpleNamespace(**dict(zip(_LOGIN_ROW, row, strict=True)))
+        for row in Login.objects.filter(
             any_of("sis_user_id", [r.values["user_id"] for r in run]), root_account=root
-        ).select_related("user")
+        ).values_list(*_LOGIN_ROW_LOOKUPS)
     }
     duplicates = _seen_before(step, [login.pk for login in logins.values()])
     taken = live_logins_by_lower_id(root, (r.values["login_id"] for r in run))
@@ -504,16 +529,19 @@ def _apply_user_run(step: Step, run: list[Record]) -> None:
             if name in v:
                 login_fields[name] = v[name] or (None if name == "integration_id" else "")
         if login is None:
-            user = User(
+            user = new_row(
+                User,
                 name=v["full_name"],
                 sortable_name=v["sortable_name"],
                 short_name=v["short_name"],
                 email=v["email"],
-                password=make_password(None),
+                # Unusable (Django's "!" prefix): people sign in with their login's password.
+                password=UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30),
                 created_at=now,
             )
-            new_login = Login(
-                root_account=root,
+            new_login = new_row(
+                Login,
+                root_account_id=root.pk,
                 sis_user_id=sis_id,
                 password=make_password(password) if password else "",
                 **login_fields,
@@ -522,7 +550,6 @@ def _apply_user_run(step: Step, run: list[Record]) -> None:
             step.count("created")
             step.change("users", "created", sis_id, f"{v['full_name']} ({login_id})")
             continue
-        user = login.user
         user_fields = {
             "name": v["full_name"],
             "sortable_name": v["sortable_name"],
@@ -530,16 +557,29 @@ def _apply_user_run(step: Step, run: list[Record]) -> None:
         }
         if v["email"]:
             user_fields["email"] = v["email"]
-        user_changes = _changed(user, **user_fields)
+        user_changes = _changed(login, **user_fields)
         if user_changes:
-            user.updated_at = now
-            users_changed.append(user)
+            users_changed.append(
+                User(
+                    pk=login.user_id,
+                    name=login.name,
+                    sortable_name=login.sortable_name,
+                    short_name=login.short_name,
+                    email=login.email,
+                    updated_at=now,
+                )
+            )
         login_changes = _changed(login, **login_fields)
-        if password and not login.check_password(password):
-            login.set_password(password)
+        if password and not check_password(password, login.password):
+            login.password = make_password(password)
             login_changes.append("password")
         if login_changes:
-            logins_changed.append(login)
+            logins_changed.append(
+                Login(
+                    pk=login.pk,
+                    **{name: getattr(login, name) for name in _LOGIN_FIELDS},
+                )
+            )
         changed = user_changes + login_changes
         outcome = _outcome(changed, "workflow_state", state == DELETED_LOGIN)
         step.count(outcome)
@@ -549,10 +589,10 @@ def _apply_user_run(step: Step, run: list[Record]) -> None:
         if state == DELETED_LOGIN and login is not None:
             taken.pop(lowered, None)
     if new:
-        User.objects.bulk_create([user for user, _ in new], batch_size=1000)
+        insert_returning_ids(User, [user for user, _ in new])
         for user, login in new:
             login.user_id = user.pk
-        Login.objects.bulk_create([login for _, login in new], batch_size=1000)
+        insert_returning_ids(Login, [login for _, login in new])
         seen.extend(login.pk for _, login in new)
     User.objects.bulk_update(users_changed, _USER_FIELDS, batch_size=1000)
     Login.objects.bulk_update(logins_changed, _LOGIN_FIELDS, batch_size=1000)
@@ -624,14 +664,28 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
         .filter(any_of("sis_user_id", sis_ids))
         .values_list("sis_user_id", "user_id")
     )
+    # Plain tuples: at 300,000 enrollments building a model instance per row
+    # was most of an unchanged re-import's time; instances are made for changes only.
     existing = {
-        (e.user_id, e.course_id, e.type, e.associated_user_id): e
-        for e in Enrollment.objects.filter(
+        (row[1], row[2], row[3], row[4]): row
+        for row in Enrollment.objects.filter(
             any_of("user_id", {users[s] for s in sis_ids if s in users}),
             any_of("course_id", courses.values()),
-        ).order_by()
+        )
+        .order_by()
+        .values_list(
+            "pk",
+            "user_id",
+            "course_id",
+            "type",
+            "associated_user_id",
+            "workflow_state",
+            "start_at",
+            "end_at",
+            "sis_managed",
+        )
     }
-    duplicates = _seen_before(step, [e.pk for e in existing.values()])
+    duplicates = _seen_before(step, [row[0] for row in existing.values()])
     now = timezone.now()
     new: list[Enrollment] = []
     changed: list[Enrollment] = []
@@ -663,48 +717,68 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
                 step.error(record, step.msg("observe_self", user_id=user_id))
                 continue
         state = v["state"]
-        enrollment = existing.get((user_pk, course_pk, kind, associated_pk))
-        if enrollment is not None and enrollment.pk in duplicates:
+        row = existing.get((user_pk, course_pk, kind, associated_pk))
+        if row is not None and row[0] in duplicates:
             step.error(record, step.msg("duplicate", key=record.key))
             continue
         description = f"{user_id} in {course_id} as {kind}"
-        if enrollment is None:
-            enrollment = Enrollment(
+        if "start_at" in v:
+            start_at, end_at = v["start_at"], v["end_at"]
+        elif row is not None:
+            start_at, end_at = row[6], row[7]  # Canvas's files carry no dates: keep them
+        else:
+            start_at = end_at = None
+        if row is None:
+            enrollment = new_row(
+                Enrollment,
                 user_id=user_pk,
                 course_id=course_pk,
                 root_account_id=root.pk,
                 type=kind,
                 workflow_state=state,
                 associated_user_id=associated_pk,
-                start_at=v.get("start_at"),
-                end_at=v.get("end_at"),
+                start_at=start_at,
+                end_at=end_at,
                 sis_managed=True,
-                created_at=now,
-                updated_at=now,
             )
             new.append(enrollment)
-            existing[(user_pk, course_pk, kind, associated_pk)] = enrollment
             observer_changes.append((enrollment, None))
             step.count("created")
             step.change("enrollments", "created", record.key, f"{description} ({state})")
             continue
-        previous = enrollment.workflow_state
-        fields = {"workflow_state": state}
-        if "start_at" in v:
-            fields.update(start_at=v["start_at"], end_at=v["end_at"])
-        changes = _changed(enrollment, **fields)
-        if changes or not enrollment.sis_managed:
-            enrollment.sis_managed = True
-            enrollment.updated_at = now
-            changed.append(enrollment)
-        if changes:
-            observer_changes.append((enrollment, previous))
+        pk, previous, sis_managed = row[0], row[5], row[8]
+        changes = [
+            name
+            for name, before, after in (
+                ("workflow_state", previous, state),
+                ("start_at", row[6], start_at),
+                ("end_at", row[7], end_at),
+            )
+            if before != after
+        ]
+        seen.append(pk)
         outcome = _outcome(changes, "workflow_state", state == EnrollmentState.DELETED)
         step.count(outcome)
+        if not changes and sis_managed:
+            continue
+        enrollment = Enrollment(
+            pk=pk,
+            user_id=user_pk,
+            course_id=course_pk,
+            root_account_id=root.pk,
+            type=kind,
+            workflow_state=state,
+            associated_user_id=associated_pk,
+            start_at=start_at,
+            end_at=end_at,
+            sis_managed=True,
+            updated_at=now,
+        )
+        changed.append(enrollment)
         if changes:
+            observer_changes.append((enrollment, previous))
             step.change("enrollments", outcome, record.key, f"{description}: {previous} → {state}")
-        seen.append(enrollment.pk)
-    Enrollment.objects.bulk_create(new, batch_size=1000)
+    insert_returning_ids(Enrollment, new)
     Enrollment.objects.bulk_update(
         changed,
         ["workflow_state", "start_at", "end_at", "sis_managed", "updated_at"],

@@ -14,11 +14,14 @@ Two things the profile of the row-by-row importer taught (issue 12):
   anti-join.
 """
 
+import functools
 import uuid
 from collections.abc import Iterable
+from types import SimpleNamespace
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from ...models.lookups import any_of, filter_any  # noqa: F401 - re-exported for the importer
 
@@ -89,3 +92,111 @@ class SeenIds:
         return queryset.extra(  # noqa: S610 - table names are ours, never input
             where=[f'"{table}"."id" IN (SELECT id FROM {self.table})']  # noqa: S608
         )
+
+
+def _adapter(field):
+    """How a column's Python values become what the driver takes, decided once per column.
+
+    PostgreSQL's driver adapts str, int, bool, datetime, date and UUID itself;
+    SQLite stores datetimes, dates and UUIDs as Django's text forms.
+    """
+    if connection.vendor == "postgresql":
+        return None
+    internal = field.get_internal_type()
+    if internal == "DateTimeField":
+        return connection.ops.adapt_datetimefield_value
+    if internal == "DateField":
+        return connection.ops.adapt_datefield_value
+    if internal == "UUIDField":
+        return lambda value: None if value is None else value.hex
+    return None
+
+
+def insert_returning_ids(model, objs: list) -> None:
+    """INSERT model instances in as few statements as possible and set their primary keys.
+
+    ``bulk_create`` prepares every value of every row through the field's
+    converters (most of a first import's time at 10 fields x 30,000 rows).
+    Here each column is adapted once as a whole: on PostgreSQL the values go
+    as one array per column (``INSERT ... SELECT unnest(...) RETURNING id``,
+    one prepared statement whatever the count); on SQLite as a multi-row
+    VALUES list with RETURNING.
+    """
+    if not objs:
+        return
+    meta = model._meta
+    model_fields = [field for field in meta.concrete_fields if not field.primary_key]
+    now = timezone.now()
+    for field in model_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objs:
+                setattr(obj, field.attname, now)
+    fields = model_fields
+    columns = [field.column for field in model_fields]
+    attnames = [field.attname for field in model_fields]
+    adapters = [_adapter(field) for field in model_fields]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = ", ".join(quote(column) for column in columns)
+    values = [
+        [adapt(getattr(obj, attname)) if adapt else getattr(obj, attname) for obj in objs]
+        for attname, adapt in zip(attnames, adapters, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            types = [field.db_type(connection) for field in model_fields]
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+                "RETURNING id",
+                values,
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        else:
+            per_statement = max(1, min(500, 30000 // len(fields)))
+            ids = []
+            row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            for start in range(0, len(objs), per_statement):
+                count = min(per_statement, len(objs) - start)
+                params = [column[start + index] for index in range(count) for column in values]
+                cursor.execute(
+                    f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608
+                    + ", ".join([row_sql] * count)
+                    + " RETURNING id",
+                    params,
+                )
+                ids.extend(row[0] for row in cursor.fetchall())
+    if len(ids) != len(objs):
+        raise RuntimeError(f"inserted {len(objs)} {meta.db_table} rows but got {len(ids)} ids")
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        if hasattr(obj, "_state"):
+            obj._state.adding = False
+
+
+@functools.cache
+def _defaults(model) -> tuple[dict, list]:
+    static, dynamic = {}, []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if field.has_default() and callable(field.default):
+            dynamic.append((field.attname, field.default))
+        else:
+            static[field.attname] = field.get_default()
+    return static, dynamic
+
+
+def new_row(model, **values) -> SimpleNamespace:
+    """A new row of ``model`` for insert_returning_ids: its defaults, then ``values`` (attnames).
+
+    A plain namespace, not a model instance: building 30,000 instances cost
+    more than inserting them.
+    """
+    static, dynamic = _defaults(model)
+    row = SimpleNamespace(pk=None, **static)
+    for attname, make in dynamic:
+        if attname not in values:
+            setattr(row, attname, make())
+    row.__dict__.update(values)
+    return row

@@ -29,6 +29,7 @@ from ...models import (
 from ...models.lookups import any_of
 from .. import notifications
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
+from .bulkdb import insert_returning_ids, new_row
 from .reader import SisRow
 from .report import FileReport, ImportReport
 from .rows import ImportContext
@@ -151,14 +152,15 @@ def apply_links(
         link = new.get(pair) or links.get(pair)
         if status == ACTIVE:
             if link is None:
-                new[pair] = ObservationLink(
+                new[pair] = new_row(
+                    ObservationLink,
                     observer_id=observer_id,
                     student_id=student_id,
-                    root_account=ctx.root_account,
+                    root_account_id=ctx.root_account.pk,
                     source=LinkSource.SIS,
                     kind=kind or "",
-                    created_by=creator,
-                    sis_batch=batch,
+                    created_by_id=creator.pk if creator else None,
+                    sis_batch_id=batch.pk,
                 )
                 events.append((AuditAction.LINK_CREATED, pair))
                 file.counts["created"] += 1
@@ -201,7 +203,7 @@ def apply_links(
             file.counts["deleted"] += 1
             logged.append(("deleted", pair, observer_sis, student_sis))
 
-    ObservationLink.objects.bulk_create(list(new.values()), batch_size=1000)
+    insert_returning_ids(ObservationLink, list(new.values()))
     ObservationLink.objects.bulk_update(
         list(changed.values()),
         ["workflow_state", "deleted_at", "source", "kind", "sis_batch", "updated_at"],
@@ -371,7 +373,7 @@ def _mirror(ctx: ImportContext, links: list[ObservationLink]) -> None:
     observer_ids = {link.observer_id for link in links}
     student_ids = {link.student_id for link in links}
     enrollable = set(
-        Login.objects.filter(user_id__in=observer_ids, root_account_id=root_id)
+        Login.objects.filter(any_of("user_id", observer_ids), root_account_id=root_id)
         .exclude(workflow_state=Login.State.DELETED)
         .values_list("user_id", flat=True)
     )
@@ -379,7 +381,7 @@ def _mirror(ctx: ImportContext, links: list[ObservationLink]) -> None:
     sources: dict[int, list[_Source]] = {}
     for source in (
         Enrollment.objects.mirrorable()
-        .filter(user_id__in=student_ids, root_account_id=root_id)
+        .filter(any_of("user_id", student_ids), root_account_id=root_id)
         .order_by("course_id", "id")
         .values_list("user_id", "course_id", "workflow_state", "start_at", "end_at")
     ):
@@ -389,7 +391,9 @@ def _mirror(ctx: ImportContext, links: list[ObservationLink]) -> None:
     existing: dict[tuple[int, int], dict[int, tuple[str, object]]] = {}
     # No course filter: it lures SQLite's planner onto the course index.
     for observer_id, student_id, course_id, state, start_at in (
-        Enrollment.objects.filter(associated_user_id__in=student_ids, user_id__in=observer_ids)
+        Enrollment.objects.filter(
+            any_of("associated_user_id", student_ids), any_of("user_id", observer_ids)
+        )
         .order_by()
         .values_list("user_id", "associated_user_id", "course_id", "workflow_state", "start_at")
     ):
