@@ -74,6 +74,12 @@ class Course(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def is_current(self, now) -> bool:
+        """Available, and inside its term's dates (a course without a term always is)."""
+        if self.workflow_state != self.State.AVAILABLE:
+            return False
+        return self.term is None or self.term.is_current(now)
+
 
 class EnrollmentType(models.TextChoices):
     STUDENT = "student", _("Student")

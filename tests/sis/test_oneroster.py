@@ -129,6 +129,8 @@ def test_reference_bulk_bundle_maps_every_file(run_import, root_account, version
         term.pk,
     )
     assert Course.objects.filter(root_account=root_account).count() == 3
+    assert math.is_current(datetime(2025, 9, 1, tzinfo=UTC))
+    assert not math.is_current(datetime(2026, 7, 1, tzinfo=UTC))
     # users -> users with logins: sourcedId the SIS id, username the login id.
     maria = Login.objects.get(root_account=root_account, sis_user_id="g-maria")
     assert (maria.unique_id, maria.user.name, maria.user.sortable_name, maria.user.email) == (
