@@ -1,6 +1,7 @@
 """sis_import and sis_export management commands."""
 
 import io
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -149,3 +150,55 @@ def test_progress_shown_on_a_terminal(sis_dir, sis_users, root_account):
     call_command("sis_import", str(path), "--domain", "default.test", stdout=out)
 
     assert "\rlinks.csv: 1 rows" in out.getvalue()
+
+
+ONEROSTER = Path(__file__).parent / "oneroster"
+
+
+def test_oneroster_bundle_dry_run_lists_changes_then_imports(root_account, tmp_path):
+    changes = tmp_path / "changes.csv"
+
+    out, err = run(
+        "sis_import",
+        str(ONEROSTER / "v12_bulk"),
+        "--domain",
+        "default.test",
+        "--dry-run",
+        "--changes-csv",
+        str(changes),
+    )
+
+    assert "Dry run: nothing was written" in out
+    assert "users.csv (agentSourcedIds)  user_observers" in out
+    assert "links (4):" in out
+    assert "created   g-maria -> s-ben  Maria Lopez observes Benjamin Lopez (parent)" in out
+    assert f"Every change: {changes}" in out
+    assert changes.read_text().count("\nlinks,created,") == 4
+    assert err == ""
+    assert not ObservationLink.objects.exists()
+
+    out, err = run("sis_import", str(ONEROSTER / "v12_bulk"), "--domain", "default.test")
+
+    batch = SisBatch.objects.get()
+    assert (batch.format, batch.workflow_state) == ("oneroster", "imported")
+    assert ObservationLink.objects.active().count() == 4
+
+
+def test_oneroster_guard_exits_2_with_one_clear_line(root_account, tmp_path):
+    run("sis_import", str(ONEROSTER / "v11_bulk"), "--domain", "default.test")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for path in (ONEROSTER / "v11_bulk").iterdir():
+        text = path.read_text()
+        if path.name == "users.csv":
+            text = "\n".join(text.splitlines()[:2]) + "\n"
+        (bundle / path.name).write_text(text)
+
+    with pytest.raises(CommandError) as refused:
+        run("sis_import", str(bundle), "--domain", "default.test")
+
+    assert refused.value.returncode == 2
+    assert str(refused.value).startswith("Mass-delete guard: this import would delete 7 of 8")
+    assert "--allow-mass-delete" in str(refused.value)
+    assert SisBatch.objects.order_by("-pk").first().workflow_state == SisBatch.State.ABORTED
+    assert ObservationLink.objects.active().count() == 4
