@@ -152,7 +152,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # database; point CACHE_URL at Redis (redis://host:6379/0) in production.
 CACHE_URL = env_str("CACHE_URL", "db://observers_cache")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    _cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    # Short timeouts: an unreachable Redis must become a quick 503, not a hung worker.
+    _cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 elif CACHE_URL.startswith("db://"):
     _cache = {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -232,10 +237,15 @@ OBSERVERS_ALLOW_UNKNOWN_HOSTS = env_bool("ALLOW_UNKNOWN_HOSTS", not PRODUCTION)
 # every request). Settings changed in the admin reach the API within this time.
 OBSERVERS_TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30 if PRODUCTION else 0)
 
-# Failed pairing-code redemptions and credential checks allowed per window,
-# counted per user and per client address in the shared cache.
+# Failed guesses (sign-ins, credential checks, pairing codes, sign-up e-mails)
+# allowed per window, per account (the user acting, the login id tried) and
+# per client address (IPv4 address, IPv6 /64), counted in the shared cache. A
+# window whose budget was used up makes the next one twice as long, up to
+# RATE_LIMIT_MAX_WINDOW_SECONDS. docs/security.md holds the reasoning.
 OBSERVERS_RATE_LIMIT_FAILURES = env_int("RATE_LIMIT_FAILURES", 10)
+OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = env_int("RATE_LIMIT_ADDRESS_FAILURES", 100)
 OBSERVERS_RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW_SECONDS", 900)
+OBSERVERS_RATE_LIMIT_MAX_WINDOW = env_int("RATE_LIMIT_MAX_WINDOW_SECONDS", 86400)
 # Number of trusted reverse proxies in front of the app; decides which entry
 # of X-Forwarded-For is the client's address.
 OBSERVERS_TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)

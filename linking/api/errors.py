@@ -104,8 +104,9 @@ def canvas_exception_handler(exc, context):
         return Response(
             error_body(_detail_message(exc.detail)), status=exc.status_code, headers=headers
         )
-    if isinstance(exc, OperationalError | InterfaceError):
-        # A lost database is not a bug: re-raised, RootAccountMiddleware answers 503.
+    if isinstance(exc, OperationalError | InterfaceError | errors.RateLimitStoreUnavailable):
+        # A lost database or rate-limit store is not a bug: re-raised,
+        # RootAccountMiddleware answers 503.
         return None
     logger.exception("unhandled error in an API view", exc_info=exc)
     return Response(

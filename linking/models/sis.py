@@ -22,6 +22,7 @@ class SisBatch(models.Model):
     created_by = models.ForeignKey(
         "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
     class Format(models.TextChoices):
         CANVAS = "canvas", _("Canvas SIS CSV")
         ONEROSTER = "oneroster", _("OneRoster CSV")

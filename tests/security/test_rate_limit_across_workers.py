@@ -96,6 +96,7 @@ def _start_gunicorn(database_url: str, cache_url: str, log_path: Path) -> Server
         "DATABASE_URL": database_url,
         "CACHE_URL": cache_url,
         "RATE_LIMIT_FAILURES": str(LIMIT),
+        "RATE_LIMIT_ADDRESS_FAILURES": str(LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "900",
         "TRUSTED_PROXIES": "0",
         "DEBUG": "false",
