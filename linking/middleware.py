@@ -99,8 +99,11 @@ class RootAccountMiddleware:
             logger.exception("database unavailable")
             return database_unavailable(request)
         if isinstance(exception, RateLimitStoreUnavailable):
-            # Logged once per outage by the rate limiter, not per request.
-            return database_unavailable(request)
+            response = database_unavailable(request)
+            # Logged once per outage by the rate limiter; Django's request
+            # logger would log every 503 again.
+            response._has_been_logged = True
+            return response
         return None
 
 
