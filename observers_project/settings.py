@@ -246,6 +246,13 @@ OBSERVERS_RATE_LIMIT_FAILURES = env_int("RATE_LIMIT_FAILURES", 10)
 OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = env_int("RATE_LIMIT_ADDRESS_FAILURES", 100)
 OBSERVERS_RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW_SECONDS", 900)
 OBSERVERS_RATE_LIMIT_MAX_WINDOW = env_int("RATE_LIMIT_MAX_WINDOW_SECONDS", 86400)
+# SIS uploads: what a zip may expand to (linking.services.sis.archive), and
+# how long an upload previewed in the admin but never confirmed is kept.
+SIS_ARCHIVE_MAX_BYTES = env_int("SIS_ARCHIVE_MAX_BYTES", 1024 * 1024 * 1024)
+SIS_ARCHIVE_MAX_RATIO = env_int("SIS_ARCHIVE_MAX_RATIO", 100)
+SIS_ARCHIVE_MAX_ENTRIES = env_int("SIS_ARCHIVE_MAX_ENTRIES", 100)
+SIS_UPLOAD_EXPIRY_SECONDS = env_int("SIS_UPLOAD_EXPIRY_SECONDS", 6 * 3600)
+
 # Number of trusted reverse proxies in front of the app; decides which entry
 # of X-Forwarded-For is the client's address.
 OBSERVERS_TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
