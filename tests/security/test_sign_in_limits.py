@@ -123,3 +123,24 @@ def test_one_address_guessing_many_logins_is_held_to_the_address_budget(schools,
     assert _sign_in(client, "/admin/login/", f"admin@{HOST_A}", PASSWORD).status_code == 302
     row = RateLimitCounter.objects.get(key=ratelimit.address_budget("198.51.100.20").key)
     assert row.count == 25
+
+
+def test_staff_can_lift_a_pause_from_the_command_line(schools, clock):
+    from django.core.management import CommandError, call_command
+
+    school = schools["a"]["school"]
+    login_id = f"parent@{HOST_A}"
+    for attempt in range(10):
+        _sign_in(_client(), "/login/", login_id, f"x{attempt}")
+    assert _sign_in(_client(), "/login/", login_id, PASSWORD).status_code == 429
+
+    call_command("lift_rate_limit", login_id.upper(), "--domain", HOST_A)
+
+    assert _login_count(school, login_id) == 0
+    client = _client("203.0.113.5")
+    assert _sign_in(client, "/login/", login_id, PASSWORD).status_code == 302
+    with pytest.raises(CommandError):
+        call_command("lift_rate_limit", login_id)  # no --domain
+    with pytest.raises(CommandError):
+        call_command("lift_rate_limit", "--address", "not-an-address")
+    call_command("lift_rate_limit", "--address", "2001:db8::1")
