@@ -18,7 +18,7 @@ from tests.security.test_concurrency import _run_threads
 
 THREADS = 16
 LIMIT = 5
-REDIS = "redis://127.0.0.1:6379/5"
+REDIS = "redis://127.0.0.1:6379/6"  # its own: test_rate_limit_store_down flushes /5
 
 
 @pytest.fixture(params=["database", "redis"])
