@@ -28,6 +28,15 @@ class ObserversAdminSite(admin.AdminSite):
 
         return StaffLoginForm
 
+    def login(self, request, extra_context=None):
+        from linking.services.errors import RateLimited
+        from linking.views import rate_limited
+
+        try:
+            return super().login(request, extra_context)
+        except RateLimited as error:
+            return rate_limited(request, error)
+
     def has_permission(self, request) -> bool:
         from linking.services.permissions import is_account_member
 

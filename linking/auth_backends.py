@@ -1,40 +1,37 @@
 """Signing in with a login of the current root account."""
 
 from django.contrib.auth.backends import BaseBackend
-from django.contrib.auth.hashers import make_password
-from django.db.models.functions import Lower
-from django.utils import timezone
 
-from .models import Login, User
+from .models import User
+from .request_context import client_ip
+from .services import credentials
 
-_DUMMY_HASH = make_password("observers-dummy-password")
+# Where the sign-in forms find the tries left after a failed sign-in.
+TRIES_LEFT_ATTRIBUTE = "sign_in_tries_left"
 
 
 class LoginBackend(BaseBackend):
     """Authenticates ``username`` + ``password`` against the logins of the request's root account.
 
     The same login id may exist in two schools with two passwords; only the
-    school whose host name the request came to is consulted.
+    school whose host name the request came to is consulted. Every try
+    counts against the login id and the client address
+    (``services.credentials.sign_in``); over a limit it raises RateLimited,
+    which the sign-in views answer with 429.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         root_account = getattr(request, "root_account", None) if request is not None else None
         if root_account is None or not username or not password:
             return None
-        login = (
-            Login.objects.active()
-            .annotate(uid=Lower("unique_id"))
-            .filter(root_account=root_account, uid=username.strip().lower())
-            .select_related("user")
-            .first()
+        user, tries_left = credentials.sign_in(
+            root_account=root_account,
+            unique_id=username,
+            password=password,
+            ip_address=client_ip(request),
         )
-        if login is None or not login.password:
-            Login(password=_DUMMY_HASH).check_password(password)
-            return None
-        if not login.check_password(password) or not login.user.is_active:
-            return None
-        Login.objects.filter(pk=login.pk).update(last_login_at=timezone.now())
-        return login.user
+        setattr(request, TRIES_LEFT_ATTRIBUTE, tries_left)
+        return user
 
     def get_user(self, user_id):
         user = User.objects.live().filter(pk=user_id).first()

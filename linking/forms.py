@@ -6,7 +6,9 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from .auth_backends import TRIES_LEFT_ATTRIBUTE
 from .models import User
 from .services.registration import distinct_codes
 
@@ -19,7 +21,28 @@ INVALID_CODE_MESSAGE = _(
 )
 
 
-class LoginForm(AuthenticationForm):
+def tries_left_message(tries_left: int) -> str:
+    return ngettext(
+        "You can try %(count)s more time before a pause.",
+        "You can try %(count)s more times before a pause.",
+        tries_left,
+    ) % {"count": tries_left}
+
+
+class TriesLeftLoginMixin:
+    """Adds the tries left before a pause (counted by the sign-in backend) to "wrong password"."""
+
+    def get_invalid_login_error(self):
+        error = super().get_invalid_login_error()
+        tries_left = getattr(self.request, TRIES_LEFT_ATTRIBUTE, None)
+        if tries_left is None:
+            return error
+        return forms.ValidationError(
+            [error, forms.ValidationError(tries_left_message(tries_left), code="tries_left")]
+        )
+
+
+class LoginForm(TriesLeftLoginMixin, AuthenticationForm):
     """Django's sign-in form with the school's "login id" in place of the user model's key."""
 
     username = forms.CharField(

@@ -9,6 +9,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 
 from .models import Account
+from .services.errors import RateLimitStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ def database_unavailable(request) -> HttpResponse:
 class RootAccountMiddleware:
     """Sets ``request.root_account``; unknown hosts are refused unless development allows them.
 
-    Also turns a lost database connection anywhere in the view into a 503
-    (with ``Retry-After``) instead of a 500.
+    Also turns a lost database connection, or an unreachable rate-limit
+    store, anywhere in the view into a 503 (with ``Retry-After``) instead of
+    a 500.
     """
 
     def __init__(self, get_response):
@@ -96,6 +98,12 @@ class RootAccountMiddleware:
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.exception("database unavailable")
             return database_unavailable(request)
+        if isinstance(exception, RateLimitStoreUnavailable):
+            response = database_unavailable(request)
+            # Logged once per outage by the rate limiter; Django's request
+            # logger would log every 503 again.
+            response._has_been_logged = True
+            return response
         return None
 
 

@@ -24,7 +24,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .forms import INVALID_CODE_MESSAGE, AddStudentForm, LoginForm, SignupForm
+from .forms import (
+    INVALID_CODE_MESSAGE,
+    AddStudentForm,
+    LoginForm,
+    SignupForm,
+    tries_left_message,
+)
 from .models import (
     AuditSource,
     Enrollment,
@@ -68,7 +74,8 @@ def _forbidden(request, message: str, *, title: str | None = None):
     )
 
 
-def _rate_limited(request, error: RateLimited):
+def rate_limited(request, error: RateLimited):
+    """The 429 "too many tries" page, with Retry-After (the admin's sign-in page uses it too)."""
     minutes = max(1, math.ceil(error.retry_after / 60))
     response = render(request, "linking/rate_limited.html", {"minutes": minutes}, status=429)
     response["Retry-After"] = str(error.retry_after)
@@ -148,6 +155,12 @@ class LoginView(auth_views.LoginView):
     template_name = "linking/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except RateLimited as error:
+            return rate_limited(request, error)
+
 
 @school_member_required
 @require_GET
@@ -190,15 +203,15 @@ def signup(request):
                 actor=_actor(request),
             )
         except RateLimited as error:
-            return _rate_limited(request, error)
-        except LoginTaken:
-            form.add_error(
-                "email",
-                _("There is already an account with this address here. Sign in instead."),
-            )
+            return rate_limited(request, error)
+        except LoginTaken as error:
+            message = _("There is already an account with this address here. Sign in instead.")
+            if error.tries_left is not None:
+                message = f"{message} {tries_left_message(error.tries_left)}"
+            form.add_error("email", message)
         except registration.RegistrationCodeRefused as error:
             code = data["codes"][error.position]
-            form.add_error("codes", f"{code}: {INVALID_CODE_MESSAGE}")
+            form.add_error("codes", f"{code}: {_refused_code_message(error.reason)}")
         except FeatureDisabled:
             return _signup_closed(request)
         except LinkingError:
@@ -286,9 +299,9 @@ def add_student(request):
                 actor=_actor(request),
             )
         except RateLimited as error:
-            return _rate_limited(request, error)
-        except LinkingError:
-            form.add_error("code", INVALID_CODE_MESSAGE)
+            return rate_limited(request, error)
+        except LinkingError as error:
+            form.add_error("code", _refused_code_message(error))
         else:
             request.session[PENDING_CODE_KEY] = {
                 "code": pairing_service.normalize_code(form.cleaned_data["code"]),
@@ -326,11 +339,18 @@ def confirm_student(request):
             actor=_actor(request),
         )
     except RateLimited as error:
-        return _rate_limited(request, error)
+        return rate_limited(request, error)
     except LinkingError:
         return _add_student_refused(request)
     messages.success(request, _("You are now observing %(name)s.") % {"name": linked.name})
     return redirect("linking:observing")
+
+
+def _refused_code_message(error: LinkingError) -> str:
+    """The one message for a refused code, with the tries left before a pause."""
+    if error.tries_left is None:
+        return str(INVALID_CODE_MESSAGE)
+    return f"{INVALID_CODE_MESSAGE} {tries_left_message(error.tries_left)}"
 
 
 def _add_student_refused(request):

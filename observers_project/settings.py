@@ -152,7 +152,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # database; point CACHE_URL at Redis (redis://host:6379/0) in production.
 CACHE_URL = env_str("CACHE_URL", "db://observers_cache")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    _cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    # Short timeouts: an unreachable Redis must become a quick 503, not a hung worker.
+    _cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 elif CACHE_URL.startswith("db://"):
     _cache = {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -232,10 +237,22 @@ OBSERVERS_ALLOW_UNKNOWN_HOSTS = env_bool("ALLOW_UNKNOWN_HOSTS", not PRODUCTION)
 # every request). Settings changed in the admin reach the API within this time.
 OBSERVERS_TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30 if PRODUCTION else 0)
 
-# Failed pairing-code redemptions and credential checks allowed per window,
-# counted per user and per client address in the shared cache.
+# Failed guesses (sign-ins, credential checks, pairing codes, sign-up e-mails)
+# allowed per window, per account (the user acting, the login id tried) and
+# per client address (IPv4 address, IPv6 /64), counted in the shared cache. A
+# window whose budget was used up makes the next one twice as long, up to
+# RATE_LIMIT_MAX_WINDOW_SECONDS. docs/security.md holds the reasoning.
 OBSERVERS_RATE_LIMIT_FAILURES = env_int("RATE_LIMIT_FAILURES", 10)
+OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = env_int("RATE_LIMIT_ADDRESS_FAILURES", 100)
 OBSERVERS_RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW_SECONDS", 900)
+OBSERVERS_RATE_LIMIT_MAX_WINDOW = env_int("RATE_LIMIT_MAX_WINDOW_SECONDS", 86400)
+# SIS uploads: what a zip may expand to (linking.services.sis.archive), and
+# how long an upload previewed in the admin but never confirmed is kept.
+SIS_ARCHIVE_MAX_BYTES = env_int("SIS_ARCHIVE_MAX_BYTES", 1024 * 1024 * 1024)
+SIS_ARCHIVE_MAX_RATIO = env_int("SIS_ARCHIVE_MAX_RATIO", 100)
+SIS_ARCHIVE_MAX_ENTRIES = env_int("SIS_ARCHIVE_MAX_ENTRIES", 100)
+SIS_UPLOAD_EXPIRY_SECONDS = env_int("SIS_UPLOAD_EXPIRY_SECONDS", 6 * 3600)
+
 # Number of trusted reverse proxies in front of the app; decides which entry
 # of X-Forwarded-For is the client's address.
 OBSERVERS_TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
@@ -251,7 +268,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "linking.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

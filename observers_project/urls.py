@@ -10,3 +10,7 @@ urlpatterns = [
     path("", include("linking.api.urls")),
     path("", include("linking.urls")),
 ]
+
+# Bodies Django refuses to read (too large, too many fields) on any page get
+# Canvas's error body, as the API's do.
+handler400 = "linking.api.errors.bad_request"

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..models import AuditEvent
+from ..spreadsheet import text_row
 from .tenancy import TenantScopedAdmin
 
 EXPORT_COLUMNS = [
@@ -42,25 +43,28 @@ def _export_rows(queryset):
     yield writer.writerow(EXPORT_COLUMNS)
     rows = queryset.select_related("actor", "observer", "student").order_by("created_at", "id")
     for event in rows.iterator(chunk_size=500):
+        # Names, user agents and details come from outside: never a formula.
         yield writer.writerow(
-            [
-                event.pk,
-                event.created_at.isoformat(),
-                event.action,
-                event.source,
-                event.actor_id or "",
-                event.actor.name if event.actor else "",
-                event.observer_id or "",
-                event.observer.name if event.observer else "",
-                event.student_id or "",
-                event.student.name if event.student else "",
-                event.root_account_id or "",
-                event.link_id or "",
-                event.pairing_code_id or "",
-                event.ip_address or "",
-                event.user_agent,
-                event.detail,
-            ]
+            text_row(
+                [
+                    event.pk,
+                    event.created_at.isoformat(),
+                    event.action,
+                    event.source,
+                    event.actor_id or "",
+                    event.actor.name if event.actor else "",
+                    event.observer_id or "",
+                    event.observer.name if event.observer else "",
+                    event.student_id or "",
+                    event.student.name if event.student else "",
+                    event.root_account_id or "",
+                    event.link_id or "",
+                    event.pairing_code_id or "",
+                    event.ip_address or "",
+                    event.user_agent,
+                    event.detail,
+                ]
+            )
         )
 
 

@@ -4,8 +4,10 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from linking.forms import TriesLeftLoginMixin
 
-class StaffLoginForm(AdminAuthenticationForm):
+
+class StaffLoginForm(TriesLeftLoginMixin, AdminAuthenticationForm):
     def __init__(self, request=None, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
         field = self.fields["username"]

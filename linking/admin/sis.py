@@ -1,12 +1,12 @@
 """Admin: SIS imports (upload, dry-run preview, confirm, batch report) and the SIS export.
 
 The upload is kept in a private temporary directory between the preview and
-the confirmation; both runs call ``services.sis.import_sis`` (the preview
+the confirmation (``sis_uploads``, which removes it once expired when it is
+never confirmed); both runs call ``services.sis.import_sis`` (the preview
 with ``dry_run``), so what staff confirm is exactly what was previewed,
 unless the data changed in between.
 """
 
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -25,6 +25,7 @@ from ..request_context import actor_from_request
 from ..services.errors import LinkingError
 from ..services.permissions import root_accounts_with_permission
 from ..services.sis import MassDeleteRefused, export_zip, import_sis
+from . import sis_uploads
 from .tenancy import TenantScopedAdmin, admin_tenant
 
 SESSION_KEY = "sis_uploads"
@@ -190,12 +191,7 @@ class SisBatchAdmin(TenantScopedAdmin):
         )
         if request.method != "POST" or not form.is_valid():
             return self._render(request, "admin/sis/import.html", form=form)
-        upload = form.cleaned_data["file"]
-        directory = Path(tempfile.mkdtemp(prefix="sis-upload-"))
-        stored = directory / (get_valid_filename(Path(upload.name).name) or "upload.csv")
-        with stored.open("wb") as out:
-            for piece in upload.chunks():
-                out.write(piece)
+        stored = sis_uploads.store_upload(form.cleaned_data["file"])
         root_account = form.cleaned_data["root_account"]
         changes = directory / CHANGES_NAME
         try:
@@ -208,7 +204,7 @@ class SisBatchAdmin(TenantScopedAdmin):
                 changes_path=changes,
             )
         except LinkingError as exc:
-            shutil.rmtree(directory, ignore_errors=True)
+            sis_uploads.discard(stored)
             form.add_error("file", exc.message)
             return self._render(request, "admin/sis/import.html", form=form)
         token = str(uuid.uuid4())
@@ -248,6 +244,11 @@ class SisBatchAdmin(TenantScopedAdmin):
         form = SisConfirmForm(request.POST)
         uploads = request.session.get(SESSION_KEY, {})
         pending = uploads.get(str(form.cleaned_data["token"])) if form.is_valid() else None
+        if pending is not None and not sis_uploads.is_live(Path(pending["path"])):
+            del uploads[str(form.cleaned_data["token"])]
+            request.session[SESSION_KEY] = uploads
+            sis_uploads.discard(Path(pending["path"]))
+            pending = None
         if pending is None:
             messages.error(request, _("That upload has expired or was already imported."))
             return HttpResponseRedirect(reverse(f"{self.admin_site.name}:linking_sisbatch_import"))
@@ -276,7 +277,7 @@ class SisBatchAdmin(TenantScopedAdmin):
             messages.error(request, exc.message)
             return HttpResponseRedirect(reverse(f"{self.admin_site.name}:linking_sisbatch_import"))
         finally:
-            shutil.rmtree(stored.parent, ignore_errors=True)
+            sis_uploads.discard(stored)
         if report.failed:
             messages.warning(
                 request, _("Imported with %(count)d error(s).") % {"count": report.error_count}

@@ -9,8 +9,9 @@ shape so a Canvas client can always read ``errors[0].message``.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -104,11 +105,36 @@ def canvas_exception_handler(exc, context):
         return Response(
             error_body(_detail_message(exc.detail)), status=exc.status_code, headers=headers
         )
-    if isinstance(exc, OperationalError | InterfaceError):
-        # A lost database is not a bug: re-raised, RootAccountMiddleware answers 503.
+    if isinstance(exc, SuspiciousOperation):
+        status_code, message = malformed_body(exc)
+        return Response(error_body(message), status=status_code)
+    if isinstance(exc, OperationalError | InterfaceError | errors.RateLimitStoreUnavailable):
+        # A lost database or rate-limit store is not a bug: re-raised,
+        # RootAccountMiddleware answers 503.
         return None
     logger.exception("unhandled error in an API view", exc_info=exc)
     return Response(
         {"errors": [{"message": "An error occurred.", "error_code": "internal_server_error"}]},
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+def malformed_body(exc: SuspiciousOperation) -> tuple[int, str]:
+    """Status and message for a body Django refuses to read (too large, too many fields, ...)."""
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "The request body is too large."
+    return 400, "The request is malformed."
+
+
+def bad_request(request, exception=None):
+    """handler400 of every page, the admin's included: Canvas's error body, 413 for a large body.
+
+    Django answers here for the SuspiciousOperation errors raised outside
+    the API's views: a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS fields, a disallowed host.
+    """
+    if isinstance(exception, SuspiciousOperation):
+        status_code, message = malformed_body(exception)
+    else:
+        status_code, message = 400, "The request is malformed."
+    return JsonResponse(error_body(message), status=status_code)

@@ -4,17 +4,19 @@ from django.db import models
 
 
 class RateLimitCounter(models.Model):
-    """Failed attempts counted under one key (user or client address) in one window.
+    """Tries counted under one budget (an account, a login id or a client address) in one window.
 
-    Written only by linking.services.ratelimit with single-statement
-    ``UPDATE ... SET count = count + 1``, so concurrent workers never lose a
-    failure. ``window_ends_at`` is in seconds since the epoch (the limiter's
-    clock is ``time.time()``).
+    Written only by linking.services.ratelimit, which locks the rows of a
+    try (in key order) while it checks and counts, so concurrent workers
+    never let more than the limit through. ``window_ends_at`` is in seconds
+    since the epoch (the limiter's clock is ``time.time()``).
     """
 
     key = models.CharField(max_length=200, unique=True)
     count = models.PositiveIntegerField(default=0)
     window_ends_at = models.FloatField(db_index=True)
+    # Length of the current window: doubles after a window whose budget was used up.
+    window_seconds = models.FloatField(default=0)
 
     class Meta:
         verbose_name = "rate-limit counter"

@@ -7,6 +7,9 @@ class LinkingError(Exception):
     code = "invalid"
     default_message = "The request could not be completed."
 
+    # Set on a refused guess: tries left before the rate limit refuses more.
+    tries_left: int | None = None
+
     def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         self.message = message or self.default_message
         if code:
@@ -73,6 +76,15 @@ class RateLimited(LinkingError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message)
+
+
+class RateLimitStoreUnavailable(Exception):
+    """The shared store of the rate limits cannot be reached: guesses fail closed (503).
+
+    Not a LinkingError, so no view mistakes it for a refused guess; the
+    middleware and the API's exception handler answer it like a lost
+    database.
+    """
 
 
 class DomainTaken(LinkingError):

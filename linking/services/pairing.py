@@ -126,15 +126,18 @@ def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) ->
     return IssuedCode(pairing_code=code, plaintext=format_code(plaintext))
 
 
-def _failed_attempt(actor: Actor, root_account: Account, reason: str) -> InvalidPairingCode:
-    ratelimit.register_failure(user=actor.user, ip_address=actor.ip_address)
+def _failed_attempt(
+    actor: Actor, root_account: Account, reason: str, tries_left: int | None
+) -> InvalidPairingCode:
     record_event(
         action=AuditAction.CODE_FAILED,
         actor=actor,
         root_account=root_account,
         detail={"reason": reason},
     )
-    return InvalidPairingCode()
+    error = InvalidPairingCode()
+    error.tries_left = tries_left
+    return error
 
 
 _CODE_WITH_STUDENT = Select([(PairingCode, None), (User, None)])
@@ -154,14 +157,19 @@ def _code_sql() -> str:
 def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> PairingCode:
     """Look a typed code up among the root account's live codes, counting failures.
 
-    Raises RateLimited before looking when the actor is over the failure
-    limit, and InvalidPairingCode (one message for unknown, expired, used and
-    revoked codes) otherwise.
+    The try is reserved under the actor's and the address's budgets before
+    looking (RateLimited when either is used up, with nothing counted) and
+    given back when the code is found, so a failed try counts and
+    concurrent guesses never get past the limit. Raises InvalidPairingCode
+    (one message for unknown, expired, used and revoked codes, with the
+    tries left) otherwise.
     """
-    ratelimit.ensure_not_limited(user=actor.user, ip_address=actor.ip_address)
+    reservation = ratelimit.reserve(
+        ratelimit.budgets_for(user=actor.user, ip_address=actor.ip_address)
+    )
     canonical = normalize_code(code)
     if canonical is None:
-        raise _failed_attempt(actor, root_account, "malformed")
+        raise _failed_attempt(actor, root_account, "malformed", reservation.tries_left)
     rows = _CODE_WITH_STUDENT.rows(
         _code_sql(),
         [
@@ -172,7 +180,8 @@ def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> P
         ],
     )
     if not rows or not rows[0][1].is_active:
-        raise _failed_attempt(actor, root_account, "no_match")
+        raise _failed_attempt(actor, root_account, "no_match", reservation.tries_left)
+    reservation.release()
     found, student = rows[0]
     found.student = student
     return found

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from ..models import Account, LinkSource, Login, ObservationLink, SelfRegistration, User
+from . import ratelimit
 from .accounts import create_user_with_login
 from .context import Actor
 from .errors import (
@@ -65,7 +66,8 @@ def register_observer(
     every code must be redeemable here (RegistrationCodeRefused, an
     InvalidPairingCode naming the code's position; RateLimited when over the
     failure limit); the login id must be free in the root account
-    (LoginTaken, from accounts.add_login). All or nothing: when any rule
+    (LoginTaken, from accounts.add_login, counted as a guess against the
+    e-mail and the address since it reveals a known e-mail). All or nothing: when any rule
     refuses, no user, login or link remains and no code is consumed.
 
     The codes are looked up once before the transaction opens so that failed
@@ -83,14 +85,28 @@ def register_observer(
             position,
             lambda c=code: find_redeemable_code(code=c, root_account=root_account, actor=actor),
         )
-    return _create_observer_and_redeem(
-        name=name,
-        email=email,
-        password=password,
-        codes=codes,
-        root_account=root_account,
-        actor=actor,
+    # "There is already an account with this address" tells whether an
+    # e-mail is known here: each such answer is a guess, counted against the
+    # e-mail tried and the address like a wrong password.
+    probe = ratelimit.reserve(
+        ratelimit.budgets_for(
+            root_account=root_account, login_id=email, ip_address=actor.ip_address
+        )
     )
+    try:
+        registered = _create_observer_and_redeem(
+            name=name,
+            email=email,
+            password=password,
+            codes=codes,
+            root_account=root_account,
+            actor=actor,
+        )
+    except LoginTaken as error:
+        error.tries_left = probe.tries_left
+        raise
+    probe.release()
+    return registered
 
 
 def _check_code(position: int, attempt):

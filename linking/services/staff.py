@@ -21,6 +21,7 @@ from ..models import (
     ObservationLink,
     User,
 )
+from ..spreadsheet import text_row
 from .context import Actor
 from .errors import CannotObserveSelf, NoCommonRootAccount, NotAuthorized
 from .links import link_observer
@@ -103,14 +104,19 @@ def pairing_code_csv_rows(letters: Iterable[PairingLetter]) -> Iterator[list[str
     """Canvas's course pairing-code CSV: a header, then one row per student.
 
     The code is written as ``="ABCD-EFGH"`` (as Canvas does) so spreadsheets
-    keep it as text.
+    keep it as text; that formula is ours. Every other cell comes from
+    people's data and is written so a spreadsheet never evaluates it
+    (``linking.spreadsheet``): a student named ``=HYPERLINK(...)`` stays text.
     """
     yield CSV_HEADER
     for letter in letters:
+        last_name, first_name, sis_id = text_row(
+            [letter.student.last_name, letter.student.first_name, letter.sis_user_id or ""]
+        )
         yield [
-            letter.student.last_name,
-            letter.student.first_name,
-            letter.sis_user_id or "",
+            last_name,
+            first_name,
+            sis_id,
             f'="{letter.issued.plaintext}"',
             letter.issued.expires_at.isoformat(),
         ]

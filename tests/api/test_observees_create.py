@@ -327,7 +327,7 @@ def test_pairing_code_failures_are_rate_limited_per_address(
     api, make_user, default_account, enrolled_student, settings
 ):
     """Failures count per client address too, so switching accounts does not reset them."""
-    settings.OBSERVERS_RATE_LIMIT_FAILURES = 2
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = 2
     code = code_for(enrolled_student, default_account)
     for name in ("First Guesser", "Second Guesser"):
         guesser = make_user(name, default_account)

@@ -186,7 +186,7 @@ def test_signup_open_to_all_works(web, root_account, student, issue_code):
 
 
 def test_too_many_failed_codes_show_the_rate_limit_page(web, root_account, settings):
-    settings.OBSERVERS_RATE_LIMIT_FAILURES = 3
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = 3
     for _ in range(3):
         assert web.post("/signup/", _form("WRNG-CODE")).status_code == 200
     response = web.post("/signup/", _form("WRNG-CODE"))

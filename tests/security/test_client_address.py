@@ -22,6 +22,7 @@ def _client(user, **meta):
 @pytest.fixture
 def limit_of_two(settings):
     settings.OBSERVERS_RATE_LIMIT_FAILURES = 2
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = 2
 
 
 def test_forged_forwarded_for_is_ignored_without_trusted_proxies(schools, limit_of_two, settings):

@@ -27,7 +27,7 @@ from linking.services import accounts as account_services
 from linking.services import ratelimit
 from linking.services.context import Actor
 from linking.services.enrollments import enroll_user
-from linking.services.errors import LinkingError
+from linking.services.errors import RateLimited
 from linking.services.links import link_observer, unlink_observer
 from linking.services.sis import import_sis
 from linking.services.tokens import issue_access_token
@@ -235,26 +235,34 @@ def test_sis_import_while_the_api_changes_the_same_links(school, tmp_path):
     assert ObservationLink.objects.filter(root_account=school).count() == 12
 
 
-def test_concurrent_failures_are_all_counted_on_the_database_store(postgresql_only, settings):
-    """N workers registering one failure each at the same instant count N (no lost update)."""
+@pytest.mark.parametrize("limit", [1000, 5])
+def test_concurrent_tries_reserve_exactly_the_limit_on_the_database_store(
+    postgresql_only, settings, limit
+):
+    """16 threads reserving at the same instant: min(16, limit) get a try, no lost update."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "observers_cache",
         }
     }
-    settings.OBSERVERS_RATE_LIMIT_FAILURES = 1000
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = limit
     threads = 16
+    granted, refused = [], []
 
     def work(index):
-        ratelimit.register_failure(user=None, ip_address="203.0.113.7")
+        try:
+            granted.append(ratelimit.reserve(ratelimit.budgets_for(ip_address="203.0.113.7")))
+        except RateLimited:
+            refused.append(index)
 
     assert _run_threads(work, threads) == []
-    counter = RateLimitCounter.objects.get(key=f"rl:{ratelimit.SCOPE_LINKING}:ip:203.0.113.7")
-    assert counter.count == threads
-    settings.OBSERVERS_RATE_LIMIT_FAILURES = threads
-    with pytest.raises(LinkingError):
-        ratelimit.ensure_not_limited(user=None, ip_address="203.0.113.7")
+    assert len(granted) == min(threads, limit) and len(refused) == threads - len(granted)
+    counter = RateLimitCounter.objects.get(key=ratelimit.address_budget("203.0.113.7").key)
+    assert counter.count == len(granted)
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = len(granted)
+    with pytest.raises(RateLimited):
+        ratelimit.reserve(ratelimit.budgets_for(ip_address="203.0.113.7"))
 
 
 def test_sis_import_survives_the_api_creating_one_of_its_new_links_meanwhile(school, tmp_path):

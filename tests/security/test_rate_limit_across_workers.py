@@ -87,7 +87,13 @@ class Server:
             conn.close()
 
 
-def _start_gunicorn(database_url: str, cache_url: str, log_path: Path) -> Server:
+def _start_gunicorn(
+    database_url: str,
+    cache_url: str,
+    log_path: Path,
+    extra_env: dict | None = None,
+    workers: int = 3,
+) -> Server:
     port = _free_port()
     env = {
         **os.environ,
@@ -96,10 +102,12 @@ def _start_gunicorn(database_url: str, cache_url: str, log_path: Path) -> Server
         "DATABASE_URL": database_url,
         "CACHE_URL": cache_url,
         "RATE_LIMIT_FAILURES": str(LIMIT),
+        "RATE_LIMIT_ADDRESS_FAILURES": str(LIMIT),
         "RATE_LIMIT_WINDOW_SECONDS": "900",
         "TRUSTED_PROXIES": "0",
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -107,7 +115,7 @@ def _start_gunicorn(database_url: str, cache_url: str, log_path: Path) -> Server
             str(GUNICORN),
             "observers_project.wsgi",
             "-w",
-            "3",
+            str(workers),
             "-b",
             f"127.0.0.1:{port}",
             "--timeout",
@@ -260,3 +268,120 @@ def test_wrong_codes_are_limited_across_gunicorn_workers(cache_url, frozen_now, 
     assert code_row.workflow_state == PairingCode.State.ACTIVE
     assert code_row.redeemed_by_id is None
     assert not ObservationLink.objects.filter(observer__in=[parent, other_parent]).exists()
+
+
+CONCURRENT_GUESSES = 40
+EXACT_LIMIT = 10
+GUESSERS = 3
+
+
+def _post_form(server: Server, path: str, fields: dict, *, cookie: str):
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {
+        "Host": HOST,
+        "Connection": "close",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": cookie,
+    }
+    try:
+        conn.request("POST", path, body=urlencode(fields), headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "cache_url", [f"redis://127.0.0.1:6379/{REDIS_DB}", "db://observers_cache"]
+)
+def test_concurrent_guesses_get_exactly_the_limit_across_workers(cache_url, tmp_path):
+    """Wrong codes and wrong passwords sent at once: exactly the limit is tried (finding 6).
+
+    Three parents each send 40 wrong codes, and 40 wrong passwords go to the
+    sign-in page for each of three logins, all at the same time, to six
+    gunicorn workers. Before, the limit was checked before the failure was
+    counted, and an attack run counted 13 failures against a limit of 10.
+    """
+    database_url = _database_url()
+    if database_url is None:
+        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): gunicorn shares its database")
+    if cache_url.startswith("redis://") and not _redis_available():
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+    _clear_shared_cache(cache_url)
+    from linking.models import AuditAction, AuditEvent
+
+    school = account_services.create_root_account(name="Local School", domain=HOST)
+    parents, tokens = [], []
+    for n in range(GUESSERS):
+        parent = account_services.create_user_with_login(
+            name=f"Parent {n}", root_account=school, unique_id=f"parent{n}@example.org"
+        )
+        parents.append(parent)
+        tokens.append(issue_access_token(user=parent, actor=Actor.system())[1])
+        account_services.create_user_with_login(
+            name=f"Target {n}",
+            root_account=school,
+            unique_id=f"target{n}@example.org",
+            password="right pw 1",
+        )
+
+    server = _start_gunicorn(
+        database_url,
+        cache_url,
+        tmp_path / "gunicorn.log",
+        extra_env={
+            "RATE_LIMIT_FAILURES": str(EXACT_LIMIT),
+            "RATE_LIMIT_ADDRESS_FAILURES": "1000",
+            # The test's users carry the fast hasher of tests/conftest.py.
+            "PASSWORD_HASHERS": "django.contrib.auth.hashers.MD5PasswordHasher",
+        },
+        workers=6,
+    )
+    try:
+        # The sign-in page's CSRF cookie and token, shared by every guess.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+        conn.request("GET", "/login/", headers={"Host": HOST, "Connection": "close"})
+        page = conn.getresponse()
+        cookie = page.getheader("Set-Cookie").split(";", 1)[0]
+        csrf = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.read()).group(1)
+        conn.close()
+
+        def guess(i):
+            who, n = divmod(i, CONCURRENT_GUESSES)
+            if who < GUESSERS:
+                body = {"pairing_code": f"ZZZZ-ZZ{n:02d}"}
+                status, headers, _data = server.request(
+                    "POST", "/api/v1/users/self/observees", token=tokens[who], body=body
+                )
+                return "code", who, status, headers
+            fields = {
+                "csrfmiddlewaretoken": csrf.decode(),
+                "username": f"target{who - GUESSERS}@example.org",
+                "password": f"wrong {n}",
+            }
+            status, headers, _data = _post_form(server, "/login/", fields, cookie=cookie)
+            return "password", who - GUESSERS, status, headers
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            results = list(pool.map(guess, range(2 * GUESSERS * CONCURRENT_GUESSES)))
+    finally:
+        _stop(server)
+
+    tried = {"code": 422, "password": 200}
+    for kind in tried:
+        for who in range(GUESSERS):
+            statuses = sorted(s for k, w, s, _ in results if k == kind and w == who)
+            assert statuses == [tried[kind]] * EXACT_LIMIT + [429] * (
+                CONCURRENT_GUESSES - EXACT_LIMIT
+            ), (kind, who)
+    assert all(int(h["Retry-After"]) > 0 for _, _, status, h in results if status == 429)
+    for parent in parents:
+        failed = AuditEvent.objects.filter(action=AuditAction.CODE_FAILED, actor=parent).count()
+        assert failed == EXACT_LIMIT
+    assert not ObservationLink.objects.exists()
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "Traceback" not in log, log
+    assert len(set(re.findall(r"^ACCESS <(\d+)> 429 ", log, re.MULTILINE))) >= 2, log

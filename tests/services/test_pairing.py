@@ -317,6 +317,7 @@ def test_admin_without_permission_does_not_consume(
 @pytest.fixture
 def limit_of_three(settings):
     settings.OBSERVERS_RATE_LIMIT_FAILURES = 3
+    settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = 3
     settings.OBSERVERS_RATE_LIMIT_WINDOW = 600
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import LinkingError
+from .archive import check_archive
 
 # Processing order: each kind may refer to rows of the kinds before it.
 KIND_ORDER = ("accounts", "users", "courses", "enrollments", "admins", "user_observers")
@@ -65,6 +66,7 @@ def collect_sources(paths: list[str | Path]) -> list[SisSource]:
                 if child.is_file() and child.suffix.lower() in {".csv", ".zip"}:
                     sources.extend(collect_sources([child]))
         elif zipfile.is_zipfile(path):
+            check_archive(path)
             sources.extend(_zip_sources(path))
         elif path.is_file():
             sources.append(SisSource(name=path.name, opener=lambda p=path: p.open("rb")))
