@@ -193,7 +193,7 @@ class SisBatchAdmin(TenantScopedAdmin):
             return self._render(request, "admin/sis/import.html", form=form)
         stored = sis_uploads.store_upload(form.cleaned_data["file"])
         root_account = form.cleaned_data["root_account"]
-        changes = directory / CHANGES_NAME
+        changes = stored.parent / CHANGES_NAME
         try:
             report = import_sis(
                 paths=[stored],
@@ -297,7 +297,7 @@ class SisBatchAdmin(TenantScopedAdmin):
         ):
             raise Http404
         changes = Path(pending["path"]).parent / CHANGES_NAME
-        if not changes.is_file():
+        if not sis_uploads.is_live(Path(pending["path"])) or not changes.is_file():
             raise Http404
         return FileResponse(
             changes.open("rb"),

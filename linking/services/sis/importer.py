@@ -23,6 +23,7 @@ from .apply import (
     apply_enrollments,
     apply_users,
 )
+from .bulkdb import plan_with_indexes
 from .reader import (
     KIND_ORDER,
     SisFileError,
@@ -279,6 +280,7 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
     step = Step(ctx=ctx, file=file, report=report, messages=CANVAS_MESSAGES)
     try:
         with transaction.atomic():
+            plan_with_indexes()
             for chunk in _chunks(iter_rows(source), CHUNK_SIZE):
                 if file.kind == "user_observers":
                     _apply_link_chunk(ctx, chunk, file, report)

@@ -66,7 +66,7 @@ from .apply import (
     apply_users,
     end_enrollments,
 )
-from .bulkdb import SeenIds
+from .bulkdb import SeenIds, plan_with_indexes
 from .reader import SisFileError, SisSource
 from .report import FileReport, ImportReport
 from .rows import ImportContext, RowError
@@ -1226,6 +1226,7 @@ def run_bundle(
     run = None
     try:
         with transaction.atomic():
+            plan_with_indexes()
             manifest = read_manifest(bundle, report)
             run = _Run(bundle, manifest, ctx, report, share, allow_mass_delete, progress)
             try:
