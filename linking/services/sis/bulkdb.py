@@ -183,6 +183,7 @@ def insert_returning_ids(model, objs: list) -> None:
         obj.pk = pk
         if hasattr(obj, "_state"):
             obj._state.adding = False
+    note_inserted(model, len(objs))
 
 
 @functools.cache
@@ -214,17 +215,43 @@ def new_row(model, **values) -> SimpleNamespace:
 
 
 def plan_with_indexes() -> None:
-    """For the rest of the import's transaction, PostgreSQL plans key lookups as index scans.
+    """Start an import's transaction so PostgreSQL's plans hold while the import grows the tables.
 
-    A first import grows tables from nothing inside one transaction, and this
-    machine's PostgreSQL (like many) runs without autovacuum: the planner has
-    no statistics for the rows the import itself wrote, takes the tables for
-    tiny and scans them whole, testing every row against the chunk's 1,000
-    keys. That made each chunk slower than the one before (a 100,000-user
-    district did not finish in minutes). With sequential scans priced out,
-    every lookup the bulk path makes is the index scan its indexes were made
-    for, whatever the statistics say; SQLite's planner already does that.
+    A first import grows tables from nothing inside one transaction, and
+    this machine's PostgreSQL (like many) runs without autovacuum: with no
+    statistics for the rows the import itself wrote, the planner takes the
+    tables for tiny, scans them whole (or walks a one-column index of the
+    root account) and tests every row against the chunk's 1,000 keys, so
+    each chunk is slower than the one before. Two things keep the plans the
+    index scans the lookups were written for: sequential scans are priced
+    out for the transaction, and ``note_inserted`` has the tables ANALYZEd
+    (inside the transaction, which counts its own rows) each time they have
+    doubled. SQLite's planner needs neither.
     """
+    _grown.clear()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
+
+
+# table -> [rows at the last ANALYZE (or the planner's estimate), rows inserted since]
+_grown: dict[str, list[float]] = {}
+ANALYZE_AFTER = 5000
+
+
+def note_inserted(model, count: int) -> None:
+    """Count rows an import inserted; ANALYZE the table once it has doubled since last time."""
+    if connection.vendor != "postgresql" or not count:
+        return
+    table = model._meta.db_table
+    state = _grown.get(table)
+    if state is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+            row = cursor.fetchone()
+        state = _grown[table] = [max(float(row[0]) if row else 0.0, 0.0), 0.0]
+    state[1] += count
+    if state[1] >= max(ANALYZE_AFTER, state[0]):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        state[0], state[1] = state[0] + state[1], 0.0

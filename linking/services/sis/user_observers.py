@@ -29,7 +29,7 @@ from ...models import (
 from ...models.lookups import any_of
 from .. import notifications
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
-from .bulkdb import insert_returning_ids, new_row
+from .bulkdb import insert_returning_ids, new_row, note_inserted
 from .reader import SisRow
 from .report import FileReport, ImportReport
 from .rows import ImportContext
@@ -323,6 +323,11 @@ def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """
     if not rows:
         return
+    _insert_rows(model, columns, rows)
+    note_inserted(model, len(rows))
+
+
+def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     names = ", ".join(quote(model._meta.get_field(column).column) for column in columns)
