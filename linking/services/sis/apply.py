@@ -666,11 +666,13 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
     )
     # Plain tuples: at 300,000 enrollments building a model instance per row
     # was most of an unchanged re-import's time; instances are made for changes only.
+    # By user alone (a few enrollments each): a course list as well lured the
+    # planner onto the course index when a chunk's courses were scattered.
+    course_pks = set(courses.values())
     existing = {
         (row[1], row[2], row[3], row[4]): row
         for row in Enrollment.objects.filter(
-            any_of("user_id", {users[s] for s in sis_ids if s in users}),
-            any_of("course_id", courses.values()),
+            any_of("user_id", {users[s] for s in sis_ids if s in users})
         )
         .order_by()
         .values_list(
@@ -684,6 +686,7 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
             "end_at",
             "sis_managed",
         )
+        if row[2] in course_pks
     }
     duplicates = _seen_before(step, [row[0] for row in existing.values()])
     now = timezone.now()

@@ -79,6 +79,21 @@ class SeenIds:
                 cursor.execute(f"SELECT id FROM {self.table} WHERE id IN ({marks})", ids)  # noqa: S608
             return {row[0] for row in cursor.fetchall()}
 
+    def chunks(self, size: int) -> Iterable[list[int]]:
+        """The seen ids in order, ``size`` at a time (keyset pages of the table's own index)."""
+        last = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id FROM {self.table} WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608
+                    [last, size],
+                )
+                ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return
+            last = ids[-1]
+            yield ids
+
     def unseen(self, queryset: QuerySet) -> QuerySet:
         """``queryset`` less the rows whose primary key was seen.
 

@@ -36,8 +36,6 @@ from time import perf_counter
 from typing import IO
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.db.models.expressions import RawSQL
 
 from ...models import (
     Account,
@@ -1036,22 +1034,23 @@ class _Run:
         self._link_removals(file, bulk)
 
     def _logins_with_agents(self, bulk: bool) -> Iterator[list[tuple]]:
+        """Live logins naming agents, a chunk at a time: all (bulk) or those users.csv named."""
+        rows = ("pk", "sis_user_id", "sis_role", "sis_agent_ids")
+        live = (
+            Login.objects.filter(root_account=self.root)
+            .exclude(workflow_state=Login.State.DELETED)
+            .exclude(sis_agent_ids="")
+        )
+        if not bulk:
+            for ids in self.touched_users.chunks(CHUNK_SIZE):
+                batch = list(live.filter(any_of("id", ids)).order_by("pk").values_list(*rows))
+                if batch:
+                    yield batch
+            return
         last = 0
-        while True:
-            logins = (
-                Login.objects.filter(root_account=self.root, pk__gt=last)
-                .exclude(workflow_state=Login.State.DELETED)
-                .exclude(sis_agent_ids="")
-            )
-            if not bulk:
-                logins = self.touched_users.only_seen(logins)
-            batch = list(
-                logins.order_by("pk").values_list("pk", "sis_user_id", "sis_role", "sis_agent_ids")[
-                    :CHUNK_SIZE
-                ]
-            )
-            if not batch:
-                return
+        while batch := list(
+            live.filter(pk__gt=last).order_by("pk").values_list(*rows)[:CHUNK_SIZE]
+        ):
             last = batch[-1][0]
             yield batch
 
@@ -1095,29 +1094,42 @@ class _Run:
             file.rows += len(valid)
             _apply_links(self.ctx, valid, file, self.report)
 
+    def _links_to_check(self, links, bulk: bool) -> Iterator[list[tuple]]:
+        """SIS links a chunk at a time: all (bulk), or those of the people users.csv named."""
+        rows = ("pk", "observer_id", "student_id")
+        if not bulk:
+            checked: set[int] = set()
+            for ids in self.touched_users.chunks(CHUNK_SIZE):
+                users = list(
+                    Login.objects.filter(any_of("id", ids)).values_list("user_id", flat=True)
+                )
+                batch = [
+                    row
+                    for row in links.filter(
+                        any_of("observer_id", users) | any_of("student_id", users)
+                    )
+                    .order_by("pk")
+                    .values_list(*rows)
+                    if row[0] not in checked
+                ]
+                checked.update(row[0] for row in batch)
+                if batch:
+                    yield batch
+            return
+        last = 0
+        while batch := list(
+            links.filter(pk__gt=last).order_by("pk").values_list(*rows)[:CHUNK_SIZE]
+        ):
+            last = batch[-1][0]
+            yield batch
+
     def _link_removals(self, file: FileReport, bulk: bool) -> None:
         """SIS-made links the agents no longer name (a tobedeleted person names none)."""
         links = ObservationLink.objects.active().filter(
             root_account=self.root, source=LinkSource.SIS
         )
-        if not bulk:
-            touched = RawSQL(  # noqa: S611 - the temporary table name is ours
-                "SELECT user_id FROM linking_login "  # noqa: S608 - our table names only
-                f"WHERE id IN (SELECT id FROM {self.touched_users.table})",
-                [],
-            )
-            links = links.filter(Q(observer_id__in=touched) | Q(student_id__in=touched))
         doomed: list[int] = []
-        last = 0
-        while True:
-            batch = list(
-                links.filter(pk__gt=last)
-                .order_by("pk")
-                .values_list("pk", "observer_id", "student_id")[:CHUNK_SIZE]
-            )
-            if not batch:
-                break
-            last = batch[-1][0]
+        for batch in self._links_to_check(links, bulk):
             people = {
                 user_id: (sis, role, set(ids.split(",")) if ids else set())
                 for user_id, sis, role, ids in Login.objects.filter(

@@ -134,9 +134,9 @@ def apply_links(
     links = {
         (link.observer_id, link.student_id): link
         for link in ObservationLink.objects.select_for_update().filter(
+            any_of("observer_id", {o for o, _ in pairs}),
+            any_of("student_id", {s for _, s in pairs}),
             root_account=ctx.root_account,
-            observer_id__in={o for o, _ in pairs},
-            student_id__in={s for _, s in pairs},
         )
         if (link.observer_id, link.student_id) in pairs
     }
@@ -211,7 +211,7 @@ def apply_links(
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
     if touched_ids:
-        ObservationLink.objects.filter(pk__in=touched_ids).update(sis_batch=batch)
+        ObservationLink.objects.filter(any_of("id", touched_ids)).update(sis_batch=batch)
     by_pair = {**links, **new}
     ended = [by_pair[pair] for pair in was_active if by_pair[pair].workflow_state == DELETED]
     for link in ended:
