@@ -15,6 +15,7 @@ from pathlib import Path
 from django.db.models import OuterRef, Subquery
 
 from ...models import Account, Login, ObservationLink
+from .oneroster import COLUMNS, FILES_11, USER_ROLES_11
 
 USERS_HEADER = [
     "user_id",
@@ -135,57 +136,11 @@ def export_zip(*, root_account: Account, target) -> ExportCounts:
 ONEROSTER_MANIFEST = (
     ("manifest.version", "1.0"),
     ("oneroster.version", "1.1"),
-    *(
-        (f"file.{name}", "bulk" if name == "users" else "absent")
-        for name in (
-            "academicSessions",
-            "categories",
-            "classes",
-            "classResources",
-            "courses",
-            "courseResources",
-            "demographics",
-            "enrollments",
-            "lineItems",
-            "orgs",
-            "resources",
-            "results",
-            "users",
-        )
-    ),
+    *((f"file.{name}", "bulk" if name == "users" else "absent") for name in FILES_11),
     ("source.systemName", "observers"),
 )
-ONEROSTER_USERS_HEADER = [
-    "sourcedId",
-    "status",
-    "dateLastModified",
-    "enabledUser",
-    "orgSourcedIds",
-    "role",
-    "username",
-    "userIds",
-    "givenName",
-    "familyName",
-    "middleName",
-    "identifier",
-    "email",
-    "sms",
-    "phone",
-    "agentSourcedIds",
-    "grades",
-    "password",
-]
+ONEROSTER_USERS_HEADER = list(COLUMNS["users/1.1"])
 _OBSERVER_ROLES = {"parent", "guardian", "relative"}
-_ONEROSTER_11_ROLES = {
-    "administrator",
-    "aide",
-    "guardian",
-    "parent",
-    "proctor",
-    "relative",
-    "student",
-    "teacher",
-}
 _ENROLLMENT_ROLES = {"student": "student", "teacher": "teacher", "ta": "aide"}
 EXPORT_CHUNK = 2000
 
@@ -204,7 +159,7 @@ def _oneroster_role(login: Login, observes: list[str], observed: bool, enrolled:
         return login.sis_role if login.sis_role in _OBSERVER_ROLES else "parent"
     if observed:
         return "student"
-    if login.sis_role in _ONEROSTER_11_ROLES:
+    if login.sis_role in USER_ROLES_11:
         return login.sis_role
     for kind in ("student", "teacher", "ta"):
         if kind in enrolled:

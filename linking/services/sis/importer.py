@@ -6,7 +6,7 @@ from pathlib import Path
 from time import perf_counter
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
@@ -300,32 +300,9 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
         file.seconds = perf_counter() - started
 
 
-# Attempts per chunk when another request creates one of its new links meanwhile.
-LINK_CHUNK_ATTEMPTS = 3
-
-
 def _apply_link_chunk(ctx, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:
-    """Apply a chunk of user_observers.csv in a savepoint, again if a new link collides.
-
-    The chunk locks the links it changes, but a link that does not exist yet
-    cannot be locked: if the API creates it between the chunk's lookup and
-    its insert, the insert violates the unique constraint. The savepoint is
-    rolled back and the chunk applied again, now finding (and locking) that
-    link, so the file neither fails nor duplicates anything.
-    """
-    for attempt in range(1, LINK_CHUNK_ATTEMPTS + 1):
-        before = (file.rows, file.counts.copy(), file.errors, len(report.errors))
-        error_count = report.error_count
-        try:
-            with transaction.atomic():
-                user_observers.apply_chunk(ctx, chunk, file, report)
-            return
-        except IntegrityError:
-            if attempt == LINK_CHUNK_ATTEMPTS:
-                raise
-            file.rows, file.counts, file.errors = before[0], before[1], before[2]
-            del report.errors[before[3] :]
-            report.error_count = error_count
+    errors, valid = user_observers.check_rows(chunk, file)
+    user_observers.apply_links_retrying(ctx, valid, file, report, errors=errors)
 
 
 def _apply_rows(step: Step, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:

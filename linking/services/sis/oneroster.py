@@ -33,9 +33,8 @@ from datetime import UTC, date, datetime, time
 from itertools import islice
 from pathlib import Path
 from time import perf_counter
-from typing import IO
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from ...models import (
     Account,
@@ -65,7 +64,7 @@ from .apply import (
     end_enrollments,
 )
 from .bulkdb import SeenIds, plan_with_indexes
-from .reader import SisFileError, SisSource
+from .reader import SisFileError, SisSource, zip_member_opener
 from .report import FileReport, ImportReport
 from .rows import ImportContext, RowError
 
@@ -339,23 +338,10 @@ def _bundle_at(path: Path) -> Bundle | None:
             return None
         prefix = nested[0][: -len(MANIFEST)]
 
-    def opener(member: str) -> Callable[[], IO[bytes]]:
-        def open_member() -> IO[bytes]:
-            archive = zipfile.ZipFile(path)
-            stream = archive.open(member)
-            original_close = stream.close
-
-            def close() -> None:
-                original_close()
-                archive.close()
-
-            stream.close = close
-            return stream
-
-        return open_member
-
     members = {
-        name[len(prefix) :]: SisSource(name=name[len(prefix) :], opener=opener(name))
+        name[len(prefix) :]: SisSource(
+            name=name[len(prefix) :], opener=zip_member_opener(path, name)
+        )
         for name in names
         if name.startswith(prefix)
         and "/" not in name[len(prefix) :]
@@ -735,11 +721,7 @@ class _Run:
         for start in range(0, len(ordered), CHUNK_SIZE):
             apply_chunk(step, apply_accounts, ordered[start : start + CHUNK_SIZE])
         if self.mode("orgs") == "bulk":
-            live = Account.objects.filter(root_account=self.root, sis_account_id__isnull=False)
-            live = live.exclude(workflow_state=Account.State.DELETED)
-            doomed = list(step.seen.unseen(live).values_list("pk", flat=True))
-            self.guard("accounts", len(doomed), live.count())
-            self._mark_deleted(Account, doomed, file, "accounts", Account.State.DELETED)
+            self._remove_unseen(step, Account, "accounts")
 
     def _org(self, values: dict[str, str], state: str) -> dict:
         _required(values, "name", "type")
@@ -761,11 +743,7 @@ class _Run:
         for records in self.records("academicSessions", file, self._session):
             apply_chunk(step, apply_terms, records)
         if self.mode("academicSessions") == "bulk":
-            live = Term.objects.filter(root_account=self.root, sis_term_id__isnull=False)
-            live = live.exclude(workflow_state=Term.State.DELETED)
-            doomed = list(step.seen.unseen(live).values_list("pk", flat=True))
-            self.guard("terms", len(doomed), live.count())
-            self._mark_deleted(Term, doomed, file, "terms", Term.State.DELETED)
+            self._remove_unseen(step, Term, "terms")
 
     def _session(self, values: dict[str, str], state: str) -> dict:
         _required(values, "title", "type", "startDate", "endDate")
@@ -812,11 +790,7 @@ class _Run:
         for records in self.records("classes", file, self._class):
             apply_chunk(step, apply_courses, records)
         if self.mode("classes") == "bulk":
-            live = Course.objects.filter(root_account=self.root, sis_course_id__isnull=False)
-            live = live.exclude(workflow_state=Course.State.DELETED)
-            doomed = list(step.seen.unseen(live).values_list("pk", flat=True))
-            self.guard("courses", len(doomed), live.count())
-            self._mark_deleted(Course, doomed, file, "courses", Course.State.DELETED)
+            self._remove_unseen(step, Course, "courses")
 
     def _class(self, values: dict[str, str], state: str) -> dict:
         _required(values, *REQUIRED["classes"])
@@ -1092,7 +1066,9 @@ class _Run:
                             file, None, _not_linked(sis, role, agent, other_role), sis
                         )
             file.rows += len(valid)
-            _apply_links(self.ctx, valid, file, self.report)
+            user_observers.apply_links_retrying(
+                self.ctx, valid, file, self.report, suspended_count=True
+            )
 
     def _links_to_check(self, links, bulk: bool) -> Iterator[list[tuple]]:
         """SIS links a chunk at a time: all (bulk), or those of the people users.csv named."""
@@ -1160,15 +1136,20 @@ class _Run:
 
     # Helpers ----------------------------------------------------------------
 
-    def _mark_deleted(self, model, ids: list[int], file: FileReport, kind: str, state: str) -> None:
+    def _remove_unseen(self, step: Step, model, kind: str) -> None:
+        """A bulk file's sub-accounts, terms or courses it no longer sends: marked deleted."""
+        sis_field = {Account: "sis_account_id", Term: "sis_term_id", Course: "sis_course_id"}[model]
+        live = model.objects.filter(root_account=self.root, **{f"{sis_field}__isnull": False})
+        live = live.exclude(workflow_state=model.State.DELETED)
+        ids = list(step.seen.unseen(live).values_list("pk", flat=True))
+        self.guard(kind, len(ids), live.count())
         for start in range(0, len(ids), CHUNK_SIZE):
             model.objects.filter(any_of("id", ids[start : start + CHUNK_SIZE])).update(
-                workflow_state=state
+                workflow_state=model.State.DELETED
             )
         if ids:
-            file.counts["deleted"] += len(ids)
-        sis_field = {Account: "sis_account_id", Term: "sis_term_id", Course: "sis_course_id"}
-        self._log_removed(model, ids, kind, sis_field[model])
+            step.file.counts["deleted"] += len(ids)
+        self._log_removed(model, ids, kind, sis_field)
 
     def _log_removed(self, model, ids: list[int], kind: str, sis_field: str) -> None:
         if self.report.changes is None or not ids:
@@ -1195,26 +1176,6 @@ def _not_linked(sis: str, role: str, agent: str, other_role: str) -> str:
         f"user {sis} ({who(role)}) names {agent} ({who(other_role)}) as an agent: only a "
         "student and a parent, guardian or relative are linked"
     )
-
-
-LINK_ATTEMPTS = 3
-
-
-def _apply_links(ctx, valid, file: FileReport, report: ImportReport) -> None:
-    """Apply derived links in a savepoint, again if the API creates one of them meanwhile."""
-    for attempt in range(1, LINK_ATTEMPTS + 1):
-        before = (file.rows, file.counts.copy(), file.errors, len(report.errors))
-        error_count = report.error_count
-        try:
-            with transaction.atomic():
-                user_observers.apply_links(ctx, list(valid), [], file, report, suspended_count=True)
-            return
-        except IntegrityError:
-            if attempt == LINK_ATTEMPTS:
-                raise
-            file.rows, file.counts, file.errors = before[0], before[1], before[2]
-            del report.errors[before[3] :]
-            report.error_count = error_count
 
 
 def run_bundle(

@@ -85,23 +85,28 @@ def _zip_sources(path: Path) -> list[SisSource]:
             and not info.filename.startswith("__MACOSX/")
         ]
 
-    def opener(member: str) -> Callable[[], IO[bytes]]:
-        def open_member() -> IO[bytes]:
-            archive = zipfile.ZipFile(path)
-            stream = archive.open(member)
-            # Closing the member closes the archive with it.
-            original_close = stream.close
+    return [
+        SisSource(name=f"{path.name}/{name}", opener=zip_member_opener(path, name))
+        for name in sorted(names)
+    ]
 
-            def close() -> None:
-                original_close()
-                archive.close()
 
-            stream.close = close
-            return stream
+def zip_member_opener(path: Path, member: str) -> Callable[[], IO[bytes]]:
+    """Opens one member of a zip as a byte stream; closing the stream closes the archive."""
 
-        return open_member
+    def open_member() -> IO[bytes]:
+        archive = zipfile.ZipFile(path)
+        stream = archive.open(member)
+        original_close = stream.close
 
-    return [SisSource(name=f"{path.name}/{name}", opener=opener(name)) for name in sorted(names)]
+        def close() -> None:
+            original_close()
+            archive.close()
+
+        stream.close = close
+        return stream
+
+    return open_member
 
 
 def _text(stream: IO[bytes]) -> io.TextIOWrapper:

@@ -12,7 +12,7 @@ services.enrollments.mirror_link_enrollments itself.
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -74,13 +74,8 @@ def _validate(row: SisRow) -> tuple[str, str, str] | str:
     return observer_id, student_id, status
 
 
-def apply_chunk(
-    ctx: ImportContext, rows: list[SisRow], file: FileReport, report: ImportReport
-) -> None:
-    """Apply up to a chunk of user_observers.csv rows with a fixed number of queries.
-
-    Row errors are reported in line order, as Canvas lists them.
-    """
+def check_rows(rows: list[SisRow], file: FileReport) -> tuple[list, list]:
+    """Canvas's per-row checks on a chunk: (errors, checked rows ready for apply_links)."""
     errors: list[tuple[int, str]] = []
     valid = []
     for row in rows:
@@ -90,7 +85,49 @@ def apply_chunk(
             errors.append((row.line, checked))
         else:
             valid.append((row.line, *checked, None))
-    apply_links(ctx, valid, errors, file, report)
+    return errors, valid
+
+
+# Attempts per chunk when another request creates one of its new links meanwhile.
+LINK_CHUNK_ATTEMPTS = 3
+
+
+def apply_links_retrying(
+    ctx: ImportContext,
+    valid: list[tuple],
+    file: FileReport,
+    report: ImportReport,
+    *,
+    errors: list[tuple[int, str]] | None = None,
+    suspended_count: bool = False,
+) -> None:
+    """apply_links in a savepoint, again if a new link collides with one made meanwhile.
+
+    The chunk locks the links it changes, but a link that does not exist yet
+    cannot be locked: if the API creates it between the chunk's lookup and
+    its insert, the insert violates the unique constraint. The savepoint is
+    rolled back and the chunk applied again, now finding (and locking) that
+    link, so the file neither fails nor duplicates anything.
+    """
+    for attempt in range(1, LINK_CHUNK_ATTEMPTS + 1):
+        before = (file.counts.copy(), file.errors, len(report.errors), report.error_count)
+        try:
+            with transaction.atomic():
+                apply_links(
+                    ctx,
+                    list(valid),
+                    list(errors or []),
+                    file,
+                    report,
+                    suspended_count=suspended_count,
+                )
+            return
+        except IntegrityError:
+            if attempt == LINK_CHUNK_ATTEMPTS:
+                raise
+            file.counts, file.errors = before[0], before[1]
+            del report.errors[before[2] :]
+            report.error_count = before[3]
 
 
 def apply_links(
