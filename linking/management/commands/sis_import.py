@@ -36,26 +36,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", help="CSV files, zips or directories.")
-        parser.add_argument("--domain", required=True, help="Host name of the root account.")
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Report what would change; write nothing."
-        )
-        parser.add_argument(
-            "--allow-mass-delete",
-            action="store_true",
-            help="Allow deleting more than the allowed share of the account's active links.",
-        )
-        parser.add_argument(
-            "--max-delete-share",
-            type=float,
-            default=None,
-            help="Share of active links an import may delete (default SIS_MASS_DELETE_SHARE, 0.1).",
-        )
-        parser.add_argument(
-            "--no-notifications",
-            action="store_true",
-            help="Queue no e-mails about the links this import changes (webhooks still go).",
-        )
+        self.add_import_options(parser)
         parser.add_argument(
             "--run-by", help="Login id (in this root account) of the person running the import."
         )
@@ -63,6 +44,32 @@ class Command(BaseCommand):
             "--changes-csv",
             metavar="FILE",
             help="Write every change (links, enrollments, users, ...) to this CSV file.",
+        )
+
+    @staticmethod
+    def add_import_options(parser) -> None:
+        """The options sis_import and sis_sync share."""
+        parser.add_argument("--domain", required=True, help="Host name of the root account.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what would change; write nothing."
+        )
+        parser.add_argument(
+            "--allow-mass-delete",
+            action="store_true",
+            help="Allow deleting more than the allowed share of the account's active links, "
+            "enrollments or users.",
+        )
+        parser.add_argument(
+            "--max-delete-share",
+            type=float,
+            default=None,
+            help="Share of active records of a kind an import may delete "
+            "(default SIS_MASS_DELETE_SHARE, 0.1).",
+        )
+        parser.add_argument(
+            "--no-notifications",
+            action="store_true",
+            help="Queue no e-mails about the links this import changes (webhooks still go).",
         )
 
     def handle(self, *args, **options):

@@ -28,26 +28,7 @@ class Command(ImportCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("folder", help="The folder the SIS delivers its bundles to.")
-        parser.add_argument("--domain", required=True, help="Host name of the root account.")
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Report what would change; write nothing."
-        )
-        parser.add_argument(
-            "--allow-mass-delete",
-            action="store_true",
-            help="Allow deleting more than the allowed share of the account's active links.",
-        )
-        parser.add_argument(
-            "--max-delete-share",
-            type=float,
-            default=None,
-            help="Share of active links an import may delete (default SIS_MASS_DELETE_SHARE, 0.1).",
-        )
-        parser.add_argument(
-            "--no-notifications",
-            action="store_true",
-            help="Queue no e-mails about the links this import changes (webhooks still go).",
-        )
+        self.add_import_options(parser)
         parser.add_argument(
             "--settle-seconds",
             type=int,
