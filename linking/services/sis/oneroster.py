@@ -554,6 +554,12 @@ class _Run:
         self.report.files.append(file)
         return file
 
+    def _drop_seen_tables(self, keep: SeenIds | None) -> None:
+        """A file's seen rows are done with once it is applied (the links need users.csv's)."""
+        for table in [table for table in self.seen_tables if table is not keep]:
+            table.__exit__(None, None, None)
+            self.seen_tables.remove(table)
+
     def seen(self, label: str) -> SeenIds:
         table = SeenIds(label).__enter__()
         self.seen_tables.append(table)
@@ -674,6 +680,7 @@ class _Run:
             started = perf_counter()
             getattr(self, f"_{kind}")()
             self.report.files[-1].seconds = perf_counter() - started
+            self._drop_seen_tables(keep=self.touched_users)
         for kind in self.manifest.modes:
             if kind not in ROSTER_ORDER:
                 file = self.new_file(kind, "not imported")
