@@ -22,6 +22,7 @@ from ..models import (
 )
 from ..models.courses import mirrorable_q
 from ..models.lookups import any_of
+from .bulk import update_in_bulk
 
 # Student states that an observer enrollment mirrors. Inactive counts (the
 # observer then sits inactive too); completed, rejected and deleted do not.
@@ -213,10 +214,8 @@ def sync_observers_in_bulk(changes: list[tuple[Enrollment, str | None]]) -> int:
                 if mirrored.pk:
                     to_update[mirrored.pk] = mirrored
     Enrollment.objects.bulk_create(to_create, batch_size=1000)
-    Enrollment.objects.bulk_update(
-        list(to_update.values()),
-        ["workflow_state", "start_at", "end_at", "updated_at"],
-        batch_size=1000,
+    update_in_bulk(
+        Enrollment, list(to_update.values()), ["workflow_state", "start_at", "end_at", "updated_at"]
     )
     return len(to_create) + len(to_update)
 

@@ -36,6 +36,7 @@ from ...models import (
 )
 from ...models.lookups import any_of
 from ..accounts import builtin_admin_role
+from ..bulk import update_in_bulk
 from ..enrollments import sync_observers_in_bulk
 from .bulkdb import SeenIds, insert_returning_ids, new_row
 from .report import FileReport, ImportReport
@@ -782,10 +783,8 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
             observer_changes.append((enrollment, previous))
             step.change("enrollments", outcome, record.key, f"{description}: {previous} → {state}")
     insert_returning_ids(Enrollment, new)
-    Enrollment.objects.bulk_update(
-        changed,
-        ["workflow_state", "start_at", "end_at", "sis_managed", "updated_at"],
-        batch_size=1000,
+    update_in_bulk(
+        Enrollment, changed, ["workflow_state", "start_at", "end_at", "sis_managed", "updated_at"]
     )
     step.mark_seen([*seen, *(e.pk for e in new)])
     sync_observers_in_bulk(observer_changes)
@@ -804,7 +803,7 @@ def end_enrollments(enrollment_ids: list[int]) -> int:
         changes.append((enrollment, enrollment.workflow_state))
         enrollment.workflow_state = EnrollmentState.DELETED
         enrollment.updated_at = now
-    Enrollment.objects.bulk_update(enrollments, ["workflow_state", "updated_at"], batch_size=1000)
+    update_in_bulk(Enrollment, enrollments, ["workflow_state", "updated_at"])
     sync_observers_in_bulk(changes)
     return len(enrollments)
 

@@ -28,6 +28,7 @@ from ...models import (
 )
 from ...models.lookups import any_of
 from .. import notifications
+from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from .bulkdb import insert_returning_ids, new_row, note_inserted
 from .reader import SisRow
@@ -241,10 +242,10 @@ def apply_links(
             logged.append(("deleted", pair, observer_sis, student_sis))
 
     insert_returning_ids(ObservationLink, list(new.values()))
-    ObservationLink.objects.bulk_update(
+    update_in_bulk(
+        ObservationLink,
         list(changed.values()),
         ["workflow_state", "deleted_at", "source", "kind", "sis_batch", "updated_at"],
-        batch_size=1000,
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
     if touched_ids:
@@ -276,8 +277,8 @@ def remove_links(
     for link in links:
         link.workflow_state, link.deleted_at = DELETED, now
         link.sis_batch, link.updated_at = ctx.batch, now
-    ObservationLink.objects.bulk_update(
-        links, ["workflow_state", "deleted_at", "sis_batch", "updated_at"], batch_size=1000
+    update_in_bulk(
+        ObservationLink, links, ["workflow_state", "deleted_at", "sis_batch", "updated_at"]
     )
     for link in links:
         remove_link_enrollments(link)
