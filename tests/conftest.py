@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 
 from linking.services.accounts import make_account_admin
@@ -132,5 +133,9 @@ def browser_page(live_server, request):
             yield page
         finally:
             page.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
+            # While Playwright's event loop runs, Django keeps this thread's
+            # connection in a context of its own that nothing closes; left open,
+            # PostgreSQL's test database cannot be dropped at the end of the run.
+            connections.close_all()
             context.close()
             browser.close()
