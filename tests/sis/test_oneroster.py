@@ -802,3 +802,31 @@ def test_oneroster_export_reimports_to_the_same_users_and_links(
     with zipfile.ZipFile(archive) as zipped:
         assert sorted(zipped.namelist()) == ["manifest.csv", "users.csv"]
         assert zipped.read("users.csv").decode() == (out / "users.csv").read_text()
+
+
+def test_v12_role_of_an_unknown_user_is_a_row_error_and_a_user_without_a_role_is_not_linked(
+    run_import, root_account, bundle
+):
+    roles = (
+        "\n".join(
+            line
+            for line in read("v12_bulk", "roles").splitlines()
+            if not line.startswith("r-g-hoa,")
+        )
+        + "\nr-ghost,,,s-ghost,primary,student,,,sch-north,\n"
+    )
+
+    report = run_import(bundle("v12_bulk", roles=roles))
+
+    assert [(e["file"], e["line"], e["sourced_id"], e["message"]) for e in report.errors] == [
+        (
+            "roles.csv",
+            10,
+            "s-ghost",
+            "userSourcedId s-ghost is not in users.csv nor imported before",
+        )
+    ]
+    assert Login.objects.get(sis_user_id="g-hoa").sis_role == ""
+    assert ("g-hoa", "s-cara", "relative") not in links(root_account)
+    assert any("names g-hoa (without a role) as an agent" in w["message"] for w in report.warnings)
+    assert len(links(root_account)) == 3
