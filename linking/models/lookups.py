@@ -8,7 +8,7 @@ Used only on PostgreSQL; elsewhere callers use ``__in``.
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import Field, Lookup, Q, QuerySet
+from django.db.models import Field, Lookup, Q
 from django.db.models.fields.related import ForeignObject
 
 
@@ -47,7 +47,3 @@ def any_of(column: str, values: Iterable) -> Q:
     # partial unique indexes on SIS ids (WHERE sis_user_id IS NOT NULL) are
     # out of reach and each lookup walks the whole table.
     return Q(**{f"{column}__any_of": values}) & Q(**{f"{column}__isnull": False})
-
-
-def filter_any(queryset: QuerySet, column: str, values: Iterable) -> QuerySet:
-    return queryset.filter(any_of(column, values))

@@ -86,10 +86,6 @@ class Step:
     def count(self, outcome: str) -> None:
         self.file.counts[outcome] += 1
 
-    @property
-    def logging_changes(self) -> bool:
-        return self.report.changes is not None
-
     def change(self, kind: str, action: str, sis_id: str, description: str) -> None:
         if self.report.changes is not None:
             self.pending_changes.append((kind, action, sis_id, description))
@@ -732,19 +728,17 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
             start_at, end_at = row[6], row[7]  # Canvas's files carry no dates: keep them
         else:
             start_at = end_at = None
+        fields = {
+            "user_id": user_pk,
+            "course_id": course_pk,
+            "type": kind,
+            "associated_user_id": associated_pk,
+            "workflow_state": state,
+            "start_at": start_at,
+            "end_at": end_at,
+        }
         if row is None:
-            enrollment = new_row(
-                Enrollment,
-                user_id=user_pk,
-                course_id=course_pk,
-                root_account_id=root.pk,
-                type=kind,
-                workflow_state=state,
-                associated_user_id=associated_pk,
-                start_at=start_at,
-                end_at=end_at,
-                sis_managed=True,
-            )
+            enrollment = new_row(Enrollment, root_account_id=root.pk, sis_managed=True, **fields)
             new.append(enrollment)
             observer_changes.append((enrollment, None))
             step.count("created")
@@ -766,17 +760,7 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
         if not changes and sis_managed:
             continue
         enrollment = Enrollment(
-            pk=pk,
-            user_id=user_pk,
-            course_id=course_pk,
-            root_account_id=root.pk,
-            type=kind,
-            workflow_state=state,
-            associated_user_id=associated_pk,
-            start_at=start_at,
-            end_at=end_at,
-            sis_managed=True,
-            updated_at=now,
+            pk=pk, root_account_id=root.pk, sis_managed=True, updated_at=now, **fields
         )
         changed.append(enrollment)
         if changes:

@@ -23,8 +23,6 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ...models.lookups import any_of, filter_any  # noqa: F401 - re-exported for the importer
-
 
 class SeenIds:
     """A temporary table of primary keys an import has seen, for the anti-join at the end.
@@ -107,16 +105,6 @@ class SeenIds:
         return queryset.extra(  # noqa: S610 - table names are ours, never input
             where=[
                 f"NOT EXISTS (SELECT 1 FROM {self.table} seen "  # noqa: S608
-                f'WHERE seen.id = "{table}"."id")'
-            ]
-        )
-
-    def only_seen(self, queryset: QuerySet) -> QuerySet:
-        """``queryset`` narrowed to the rows whose primary key was seen."""
-        table = queryset.model._meta.db_table
-        return queryset.extra(  # noqa: S610 - table names are ours, never input
-            where=[
-                f"EXISTS (SELECT 1 FROM {self.table} seen "  # noqa: S608
                 f'WHERE seen.id = "{table}"."id")'
             ]
         )
