@@ -176,11 +176,12 @@ def _redis_available() -> bool:
         return False
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    "cache_url", [f"redis://127.0.0.1:6379/{REDIS_DB}", "db://observers_cache"]
-)
-def test_wrong_codes_are_limited_across_gunicorn_workers(cache_url, frozen_now, tmp_path):
+def _shared_stores(cache_url: str) -> str:
+    """The database URL gunicorn's workers share with the test, the cache emptied.
+
+    Skips on SQLite (its test database is in memory, no other process sees
+    it; CI's PostgreSQL pass runs these tests) and fails when Redis is down.
+    """
     database_url = _database_url()
     if database_url is None:
         pytest.skip(
@@ -190,6 +191,15 @@ def test_wrong_codes_are_limited_across_gunicorn_workers(cache_url, frozen_now, 
     if cache_url.startswith("redis://") and not _redis_available():
         pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     _clear_shared_cache(cache_url)
+    return database_url
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "cache_url", [f"redis://127.0.0.1:6379/{REDIS_DB}", "db://observers_cache"]
+)
+def test_wrong_codes_are_limited_across_gunicorn_workers(cache_url, frozen_now, tmp_path):
+    database_url = _shared_stores(cache_url)
 
     system = Actor.system()
     school = account_services.create_root_account(name="Local School", domain=HOST)
@@ -305,12 +315,7 @@ def test_concurrent_guesses_get_exactly_the_limit_across_workers(cache_url, tmp_
     gunicorn workers. Before, the limit was checked before the failure was
     counted, and an attack run counted 13 failures against a limit of 10.
     """
-    database_url = _database_url()
-    if database_url is None:
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): gunicorn shares its database")
-    if cache_url.startswith("redis://") and not _redis_available():
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
-    _clear_shared_cache(cache_url)
+    database_url = _shared_stores(cache_url)
     from linking.models import AuditAction, AuditEvent
 
     school = account_services.create_root_account(name="Local School", domain=HOST)
