@@ -8,8 +8,8 @@ file is opened. Such a cell is written with a leading apostrophe, which the
 spreadsheet shows as plain text (OWASP's advice for CSV injection).
 
 Only for files meant for people (the audit-trail export, the course
-pairing-code CSV). The SIS export is data that must re-import exactly and
-is written unchanged (docs/security.md).
+pairing-code CSV, the SIS preview's list of changes). The SIS export is
+data that must re-import exactly and is written unchanged (docs/security.md).
 """
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -5,6 +5,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...spreadsheet import text_row
+
 # Row errors kept on the batch; past this only the count grows, so a file of
 # a million bad rows cannot blow up memory or the batch row.
 MAX_STORED_ERRORS = 1000
@@ -66,7 +68,7 @@ class ChangeLog:
             )
         if self._writer is not None:
             # A spreadsheet must not read a name as a formula (=, +, -, @).
-            self._writer.writerow([kind, action, _cell(sis_id), _cell(description)])
+            self._writer.writerow(text_row((kind, action, sis_id, description)))
 
     def close(self) -> None:
         if self._file is not None:
@@ -81,10 +83,6 @@ class ChangeLog:
                 for (kind, action), count in sorted(self.counts.items())
             ],
         }
-
-
-def _cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @dataclass
