@@ -592,6 +592,10 @@ def test_teacher_named_as_agent_and_dangling_agents_are_warnings(run_import, roo
             "manifest.csv: file.orgs is bulk but orgs.csv is not in the bundle",
         ),
         (
+            {"manifest": read("v11_bulk", "manifest") + "source.note," + "x" * 200_000 + "\n"},
+            "manifest.csv: line 19: Malformed CSV row: field larger than field limit",
+        ),
+        (
             {"users": read("v11_bulk", "users").replace("username,", "login,", 1)},
             "users.csv: missing required column(s) username",
         ),

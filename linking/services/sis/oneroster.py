@@ -64,7 +64,7 @@ from .apply import (
     end_enrollments,
 )
 from .bulkdb import SeenIds, plan_with_indexes
-from .reader import SisFileError, SisSource, zip_member_opener
+from .reader import SisFileError, SisRow, SisSource, data_rows, zip_member_opener
 from .report import FileReport, ImportReport
 from .rows import ImportContext, RowError
 
@@ -366,11 +366,15 @@ def read_manifest(bundle: Bundle, report: ImportReport) -> Manifest:
     if source is None:
         raise SisFileError(f"{bundle.name}: no manifest.csv")
     properties: dict[str, str] = {}
-    for line, values in _csv_rows(source, ("propertyName", "value"), ("propertyName", "value")):
-        name = values["propertyName"]
+    for row in _csv_rows(source, ("propertyName", "value"), ("propertyName", "value")):
+        if row.error:
+            raise SisFileError(f"manifest.csv: line {row.line}: {row.error}")
+        if row.values is None:
+            continue  # a header matched without case: the manifest is read all the same
+        name = row.values["propertyName"]
         if name in properties:
-            raise SisFileError(f"manifest.csv: line {line}: {name} is given twice")
-        properties[name] = values["value"]
+            raise SisFileError(f"manifest.csv: line {row.line}: {name} is given twice")
+        properties[name] = row.values["value"]
     if properties.get("manifest.version") != "1.0":
         raise SisFileError(
             "manifest.csv: manifest.version is "
@@ -414,7 +418,7 @@ def read_manifest(bundle: Bundle, report: ImportReport) -> Manifest:
 
 def _csv_rows(
     source: SisSource, columns: tuple[str, ...], required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, str]]]:
+) -> Iterator[SisRow]:
     """Stream a file's rows as {column: value}, header checked (case-sensitive, any order).
 
     A missing required column or undecodable text is a SisFileError. A
@@ -451,29 +455,12 @@ def _csv_rows(
                 f"must be {','.join(columns)}"
             )
         if loose:
-            yield 0, {"__warning__": "header names are case-sensitive: " + ", ".join(loose)}
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise SisFileError(
-                    f"{source.name}: not UTF-8 encoded text after line {reader.line_num} "
-                    f"({exc.reason})"
-                ) from exc
-            except csv.Error as exc:
-                yield reader.line_num, {"__error__": f"Malformed CSV row: {exc}"}
-                continue
-            if not any(value.strip() for value in values):
-                continue
-            yield (
-                reader.line_num,
-                {
-                    column: (values[i].strip() if i < len(values) else "")
-                    for column, i in index.items()
-                },
+            yield SisRow(
+                line=0,
+                values=None,
+                warning="header names are case-sensitive: " + ", ".join(loose),
             )
+        yield from data_rows(source, reader, index)
 
 
 def _guid(value: str, column: str) -> str:
@@ -565,15 +552,13 @@ class _Run:
         self.seen_tables.append(table)
         return table
 
-    def rows(self, kind: str, file: FileReport) -> Iterator[tuple[int, dict[str, str]]]:
+    def rows(self, kind: str, file: FileReport) -> Iterator[SisRow]:
         spec = f"{kind}/{self.manifest.version}" if kind == "users" else kind
-        for line, values in _csv_rows(
-            self.bundle.members[f"{kind}.csv"], COLUMNS[spec], REQUIRED[spec]
-        ):
-            if "__warning__" in values:
-                self.report.add_warning(file, None, values["__warning__"])
+        for row in _csv_rows(self.bundle.members[f"{kind}.csv"], COLUMNS[spec], REQUIRED[spec]):
+            if row.warning:
+                self.report.add_warning(file, None, row.warning)
                 continue
-            yield line, values
+            yield row
 
     def records(
         self, kind: str, file: FileReport, parse: Callable[[dict[str, str], str], dict | None]
@@ -584,12 +569,13 @@ class _Run:
         while chunk := list(islice(rows, CHUNK_SIZE)):
             errors_before = len(self.report.errors)
             records = []
-            for line, values in chunk:
+            for row in chunk:
                 file.rows += 1
+                line, values = row.line, row.values or {}
                 key = values.get("sourcedId", "")
                 try:
-                    if "__error__" in values:
-                        raise RowError(values["__error__"])
+                    if row.error:
+                        raise RowError(row.error)
                     state = self.row_state(values, mode)
                     parsed = parse(values, state)
                 except RowError as exc:

@@ -54,6 +54,7 @@ class SisRow:
     line: int
     values: dict[str, str] | None
     error: str | None = None
+    warning: str | None = None  # about the file, not this row (line 0)
 
 
 def collect_sources(paths: list[str | Path]) -> list[SisSource]:
@@ -160,23 +161,31 @@ def iter_rows(source: SisSource) -> Iterator[SisRow]:
             header = _normalise_header(next(reader))
         except (StopIteration, UnicodeDecodeError) as exc:
             raise SisFileError(f"{source.name}: the file is empty or not UTF-8") from exc
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise SisFileError(
-                    f"{source.name}: not UTF-8 encoded text after line {reader.line_num} "
-                    f"({exc.reason})"
-                ) from exc
-            except csv.Error as exc:
-                yield SisRow(line=reader.line_num, values=None, error=f"Malformed CSV row: {exc}")
-                continue
-            if not any(value.strip() for value in values):
-                continue
-            row = {
-                column: (values[index].strip() if index < len(values) else "")
-                for index, column in enumerate(header)
-            }
-            yield SisRow(line=reader.line_num, values=row)
+        yield from data_rows(source, reader, {column: i for i, column in enumerate(header)})
+
+
+def data_rows(source: SisSource, reader, index: dict[str, int]) -> Iterator[SisRow]:
+    """The rest of a csv reader's rows as {column: stripped value} by ``index``; blank rows skipped.
+
+    A malformed row (a field over the csv size limit) becomes an error row
+    and reading goes on. Undecodable bytes raise SisFileError: the rest of
+    the file cannot be trusted.
+    """
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise SisFileError(
+                f"{source.name}: not UTF-8 encoded text after line {reader.line_num} ({exc.reason})"
+            ) from exc
+        except csv.Error as exc:
+            yield SisRow(line=reader.line_num, values=None, error=f"Malformed CSV row: {exc}")
+            continue
+        if not any(value.strip() for value in values):
+            continue
+        row = {
+            column: (values[i].strip() if i < len(values) else "") for column, i in index.items()
+        }
+        yield SisRow(line=reader.line_num, values=row)
