@@ -7,7 +7,8 @@ from .exporter import (
     export_to_directory,
     export_zip,
 )
-from .importer import MassDeleteRefused, import_sis, mass_delete_share
+from .guard import MassDeleteRefused, mass_delete_share
+from .importer import import_sis
 from .reader import SisFileError
 from .report import FileReport, ImportReport
 from .rows import RowError

@@ -5,13 +5,10 @@ from itertools import islice
 from pathlib import Path
 from time import perf_counter
 
-from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
 from ..context import Actor
-from ..errors import LinkingError
 from . import oneroster, user_observers
 from .apply import (
     Record,
@@ -24,6 +21,7 @@ from .apply import (
     apply_users,
 )
 from .bulkdb import plan_with_indexes
+from .guard import MassDeleteRefused, mass_delete_share
 from .reader import (
     KIND_ORDER,
     SisFileError,
@@ -33,12 +31,10 @@ from .reader import (
     iter_rows,
     recognise,
 )
-from .report import ChangeLog, FileReport, ImportReport
+from .report import ChangeLog, FileReport, ImportReport, finish_batch, start_batch
 from .rows import CANVAS_MESSAGES, RECORD_MAKERS, ImportContext, RowError
 
 CHUNK_SIZE = 1000
-DEFAULT_MASS_DELETE_SHARE = 0.10
-
 Progress = Callable[[str, int], None]
 
 _APPLIERS = {
@@ -49,48 +45,9 @@ _APPLIERS = {
     "admins": apply_admins,
 }
 
-# What each kind of record is called in the guard's message.
-KIND_LABELS = {
-    "links": "observer links",
-    "users": "users",
-    "enrollments": "enrollments",
-    "courses": "courses",
-    "accounts": "sub-accounts",
-    "terms": "terms",
-}
-
-
-class MassDeleteRefused(LinkingError):
-    """The import would remove more than the allowed share of a root account's records of a kind."""
-
-    code = "sis_mass_delete"
-
-    def __init__(
-        self,
-        *,
-        would_delete: int,
-        active: int,
-        share: float,
-        batch_id: int | None,
-        kind: str = "links",
-    ):
-        self.would_delete, self.active, self.share = would_delete, active, share
-        self.batch_id, self.kind = batch_id, kind
-        super().__init__(
-            f"Mass-delete guard: this import would delete {would_delete} of {active} active "
-            f"{KIND_LABELS.get(kind, kind)}, more than the allowed {share:.0%}. Check the "
-            "files, then run it again with --allow-mass-delete (admin: tick “allow mass "
-            "delete”) if that is intended."
-        )
-
 
 class _DryRunRollback(Exception):
     pass
-
-
-def mass_delete_share() -> float:
-    """The largest share of active links one import may delete without --allow-mass-delete."""
-    return float(getattr(settings, "SIS_MASS_DELETE_SHARE", DEFAULT_MASS_DELETE_SHARE))
 
 
 def import_sis(
@@ -154,8 +111,6 @@ def import_sis(
                 allow_mass_delete=allow,
                 source_name=source_name,
                 progress=progress,
-                start_batch=_start_batch,
-                finish_batch=_finish,
             )
     else:
         planned = _recognise_all(collect_sources(paths), report)
@@ -198,26 +153,13 @@ def _recognise_all(sources: list[SisSource], report: ImportReport) -> list[tuple
     return planned
 
 
-def _start_batch(report: ImportReport, root_account: Account, actor: Actor, source_name: str):
-    batch = SisBatch.objects.create(
-        root_account=root_account,
-        created_by=actor.user if actor.user is not None and actor.user.pk else None,
-        workflow_state=SisBatch.State.RUNNING,
-        format=report.format,
-        source_name=source_name[:255],
-        dry_run=report.dry_run,
-    )
-    report.batch_id = batch.pk
-    return batch
-
-
 def _run(planned, report, root_account, actor, share, allow_mass_delete, source_name, progress):
-    batch = _start_batch(report, root_account, actor, source_name)
+    batch = start_batch(report, root_account, actor, source_name)
     ctx = ImportContext(root_account=root_account, batch=batch, actor=actor)
     guard = _mass_delete_check(ctx, planned, share)
     report.mass_delete = guard
     if guard["over_limit"] and not allow_mass_delete and not report.dry_run:
-        _finish(batch, report, SisBatch.State.ABORTED)
+        finish_batch(batch, report, SisBatch.State.ABORTED)
         raise MassDeleteRefused(
             would_delete=guard["would_delete"],
             active=guard["active_links"],
@@ -230,23 +172,14 @@ def _run(planned, report, root_account, actor, share, allow_mass_delete, source_
             report.files.append(file)
             _apply_file(ctx, source, file, report, progress)
     except BaseException:
-        _finish(batch, report, SisBatch.State.FAILED)
+        finish_batch(batch, report, SisBatch.State.FAILED)
         raise
-    _finish(
+    finish_batch(
         batch,
         report,
         SisBatch.State.IMPORTED_WITH_ERRORS if report.failed else SisBatch.State.IMPORTED,
     )
     return report
-
-
-def _finish(batch: SisBatch, report: ImportReport, state: str) -> None:
-    report.state = state
-    batch.workflow_state = state
-    batch.counts = report.counts_json()
-    batch.errors = report.errors + report.warnings
-    batch.finished_at = timezone.now()
-    batch.save(update_fields=["workflow_state", "counts", "errors", "finished_at"])
 
 
 def _mass_delete_check(ctx, planned, share: float) -> dict:

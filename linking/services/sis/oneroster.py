@@ -64,8 +64,9 @@ from .apply import (
     end_enrollments,
 )
 from .bulkdb import SeenIds, plan_with_indexes
+from .guard import MassDeleteRefused
 from .reader import SisFileError, SisRow, SisSource, data_rows, zip_member_opener
-from .report import FileReport, ImportReport
+from .report import FileReport, ImportReport, finish_batch, start_batch
 from .rows import ImportContext, RowError
 
 MANIFEST = "manifest.csv"
@@ -634,8 +635,6 @@ class _Run:
             if kind == "links":
                 self.report.mass_delete.update(would_delete=would_delete, active_links=active)
         if over and not self.allow_mass_delete and not self.report.dry_run:
-            from .importer import MassDeleteRefused
-
             raise MassDeleteRefused(
                 would_delete=would_delete,
                 active=active,
@@ -1181,15 +1180,10 @@ def run_bundle(
     allow_mass_delete: bool,
     source_name: str,
     progress,
-    start_batch,
-    finish_batch,
 ) -> ImportReport:
     """Apply a bundle in one transaction and record its batch (see the module's docstring)."""
-    from .importer import MassDeleteRefused
-
     batch = start_batch(report, root_account, actor, source_name)
     ctx = ImportContext(root_account=root_account, batch=batch, actor=actor)
-    run = None
     try:
         with transaction.atomic():
             plan_with_indexes()
@@ -1198,8 +1192,7 @@ def run_bundle(
             try:
                 run.run()
             finally:
-                for table in run.seen_tables:
-                    table.__exit__(None, None, None)
+                run._drop_seen_tables(keep=None)
     except MassDeleteRefused:
         finish_batch(batch, report, SisBatch.State.ABORTED)
         raise

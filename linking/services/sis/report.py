@@ -5,6 +5,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils import timezone
+
+from ...models import SisBatch
 from ...spreadsheet import text_row
 
 # Row errors kept on the batch; past this only the count grows, so a file of
@@ -147,3 +150,27 @@ class ImportReport:
         if self.changes is not None:
             data["changes"] = self.changes.as_dict()
         return data
+
+
+def start_batch(report: ImportReport, root_account, actor, source_name: str) -> SisBatch:
+    """Record a running batch for an import (its id goes on the report)."""
+    batch = SisBatch.objects.create(
+        root_account=root_account,
+        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+        workflow_state=SisBatch.State.RUNNING,
+        format=report.format,
+        source_name=source_name[:255],
+        dry_run=report.dry_run,
+    )
+    report.batch_id = batch.pk
+    return batch
+
+
+def finish_batch(batch: SisBatch, report: ImportReport, state: str) -> None:
+    """Write the report's counts, errors and warnings on its batch, in ``state``."""
+    report.state = state
+    batch.workflow_state = state
+    batch.counts = report.counts_json()
+    batch.errors = report.errors + report.warnings
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["workflow_state", "counts", "errors", "finished_at"])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ...models import Account, SisBatch
 from ..context import Actor
-from .importer import MassDeleteRefused, Progress, import_sis
+from .guard import MassDeleteRefused
+from .importer import Progress, import_sis
 from .report import ImportReport
 
 DEFAULT_SETTLE_SECONDS = 60
