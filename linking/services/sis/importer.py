@@ -61,6 +61,7 @@ def import_sis(
     source_name: str = "",
     progress: Progress | None = None,
     changes_path: str | Path | None = None,
+    content_hash: str = "",
 ) -> ImportReport:
     """Import Canvas SIS CSV files or a OneRoster bundle into one root account.
 
@@ -79,7 +80,8 @@ def import_sis(
     ``dry_run`` runs everything and rolls it all back, batch included: the
     report says exactly what would change, and lists the changes (the first
     of each kind in ``report.changes``, all of them in a CSV at
-    ``changes_path`` when given). Raises MassDeleteRefused (after
+    ``changes_path`` when given). ``content_hash`` is recorded on the batch
+    (the nightly sync skips a bundle already applied). Raises MassDeleteRefused (after
     recording an aborted batch) when the files would delete more than
     ``max_delete_share`` (default: settings.SIS_MASS_DELETE_SHARE, 10%) of
     the root account's active links and ``allow_mass_delete`` is not set;
@@ -94,7 +96,7 @@ def import_sis(
         )
     share = mass_delete_share() if max_delete_share is None else max_delete_share
     source_name = source_name or ", ".join(str(path) for path in paths)
-    report = ImportReport(dry_run=dry_run)
+    report = ImportReport(dry_run=dry_run, content_hash=content_hash)
     if dry_run or changes_path is not None:
         report.changes = ChangeLog(Path(changes_path) if changes_path else None)
     bundle = oneroster.find_bundle(paths)

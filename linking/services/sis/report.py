@@ -93,6 +93,7 @@ class ImportReport:
     """The outcome of one import (or dry run), kept on the SisBatch as JSON."""
 
     dry_run: bool = False
+    content_hash: str = ""  # of the files, for the nightly sync (sync.bundle_hash)
     batch_id: int | None = None
     state: str = ""
     format: str = "canvas"
@@ -159,6 +160,7 @@ def start_batch(report: ImportReport, root_account, actor, source_name: str) -> 
         created_by=actor.user if actor.user is not None and actor.user.pk else None,
         workflow_state=SisBatch.State.RUNNING,
         format=report.format,
+        content_hash=report.content_hash,
         source_name=source_name[:255],
         dry_run=report.dry_run,
     )

@@ -159,10 +159,9 @@ def sync_folder(
             max_delete_share=max_delete_share,
             source_name=f"folder sync: {bundle}",
             progress=progress,
+            content_hash=content_hash,
         )
     except MassDeleteRefused as refusal:
-        if refusal.batch_id is not None:
-            SisBatch.objects.filter(pk=refusal.batch_id).update(content_hash=content_hash)
         return SyncResult(
             outcome=SyncOutcome.REFUSED,
             folder=folder,
@@ -171,8 +170,6 @@ def sync_folder(
             batch_id=refusal.batch_id,
             refusal=refusal,
         )
-    if report.batch_id is not None:
-        SisBatch.objects.filter(pk=report.batch_id).update(content_hash=content_hash)
     return SyncResult(
         outcome=SyncOutcome.IMPORTED,
         folder=folder,
