@@ -151,11 +151,7 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(cells))
             if index == 0 or index == len(table) - 2:
                 self.stdout.write("  ".join("-" * width for width in widths))
-        guard = report.mass_delete or {}
-        kinds = guard.get("kinds") or (
-            {"links": {**guard, "active": guard.get("active_links", 0)}} if guard else {}
-        )
-        for kind, check in kinds.items():
+        for kind, check in report.mass_delete.get("kinds", {}).items():
             if check.get("over_limit"):
                 self.stdout.write(
                     f"Mass delete: {check['would_delete']} of {check['active']} active {kind} "

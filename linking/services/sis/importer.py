@@ -9,7 +9,7 @@ from django.db import transaction
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
 from ..context import Actor
-from . import oneroster, user_observers
+from . import guard, oneroster, user_observers
 from .apply import (
     Record,
     Step,
@@ -158,16 +158,18 @@ def _recognise_all(sources: list[SisSource], report: ImportReport) -> list[tuple
 def _run(planned, report, root_account, actor, share, allow_mass_delete, source_name, progress):
     batch = start_batch(report, root_account, actor, source_name)
     ctx = ImportContext(root_account=root_account, batch=batch, actor=actor)
-    guard = _mass_delete_check(ctx, planned, share)
-    report.mass_delete = guard
-    if guard["over_limit"] and not allow_mass_delete and not report.dry_run:
-        finish_batch(batch, report, SisBatch.State.ABORTED)
-        raise MassDeleteRefused(
-            would_delete=guard["would_delete"],
-            active=guard["active_links"],
+    try:
+        guard.check(
+            report,
+            kind="links",
+            **_planned_link_deletions(ctx, planned),
             share=share,
+            allowed=allow_mass_delete,
             batch_id=batch.pk,
         )
+    except MassDeleteRefused:
+        finish_batch(batch, report, SisBatch.State.ABORTED)
+        raise
     try:
         for source, kind in planned:
             file = FileReport(name=source.name, kind=kind)
@@ -184,7 +186,8 @@ def _run(planned, report, root_account, actor, share, allow_mass_delete, source_
     return report
 
 
-def _mass_delete_check(ctx, planned, share: float) -> dict:
+def _planned_link_deletions(ctx, planned) -> dict:
+    """How many active links the files' ``deleted`` rows would remove, of how many."""
     active = ObservationLink.objects.active().filter(root_account=ctx.root_account).count()
     doomed: set[int] = set()
     for source, kind in planned:
@@ -194,13 +197,7 @@ def _mass_delete_check(ctx, planned, share: float) -> dict:
             doomed |= user_observers.planned_deletions(ctx, iter_rows(source))
         except SisFileError:
             continue  # reported when the file itself is applied
-    would_delete = len(doomed)
-    return {
-        "would_delete": would_delete,
-        "active_links": active,
-        "share": share,
-        "over_limit": would_delete > 0 and would_delete > share * active,
-    }
+    return {"would_delete": len(doomed), "active": active}
 
 
 def _chunks(rows: Iterator[SisRow], size: int) -> Iterator[list[SisRow]]:

@@ -50,7 +50,7 @@ from ...models import (
     Term,
 )
 from ...models.lookups import any_of
-from . import user_observers
+from . import guard, user_observers
 from .apply import (
     Record,
     Step,
@@ -621,27 +621,15 @@ class _Run:
 
     def guard(self, kind: str, would_delete: int, active: int) -> None:
         """The mass-delete guard for one kind of record (links, enrollments, users, ...)."""
-        over = would_delete > 0 and would_delete > self.share * active
-        kinds = self.report.mass_delete.setdefault("kinds", {})
-        kinds[kind] = {
-            "would_delete": would_delete,
-            "active": active,
-            "share": self.share,
-            "over_limit": over,
-        }
-        self.report.mass_delete["share"] = self.share
-        if over:
-            self.report.mass_delete["over_limit"] = True
-            if kind == "links":
-                self.report.mass_delete.update(would_delete=would_delete, active_links=active)
-        if over and not self.allow_mass_delete and not self.report.dry_run:
-            raise MassDeleteRefused(
-                would_delete=would_delete,
-                active=active,
-                share=self.share,
-                batch_id=self.ctx.batch.pk,
-                kind=kind,
-            )
+        guard.check(
+            self.report,
+            kind=kind,
+            would_delete=would_delete,
+            active=active,
+            share=self.share,
+            allowed=self.allow_mass_delete,
+            batch_id=self.ctx.batch.pk,
+        )
 
     def step(self, file: FileReport, label: str) -> Step:
         return Step(
