@@ -164,29 +164,6 @@ COLUMNS = {
         "grades",
         "password",
     ),
-    "users/1.2": (
-        *_BASE,
-        "enabledUser",
-        "username",
-        "userIds",
-        "givenName",
-        "familyName",
-        "middleName",
-        "identifier",
-        "email",
-        "sms",
-        "phone",
-        "agentSourcedIds",
-        "grades",
-        "password",
-        "userMasterIdentifier",
-        "resourceSourcedIds",
-        "preferredGivenName",
-        "preferredMiddleName",
-        "preferredFamilyName",
-        "primaryOrgSourcedId",
-        "pronouns",
-    ),
     "roles": (
         *_BASE,
         "userSourcedId",
@@ -209,6 +186,17 @@ COLUMNS = {
         "endDate",
     ),
 }
+# 1.2 moved orgSourcedIds and role to roles.csv and added columns at the end.
+COLUMNS["users/1.2"] = (
+    *(column for column in COLUMNS["users/1.1"] if column not in ("orgSourcedIds", "role")),
+    "userMasterIdentifier",
+    "resourceSourcedIds",
+    "preferredGivenName",
+    "preferredMiddleName",
+    "preferredFamilyName",
+    "primaryOrgSourcedId",
+    "pronouns",
+)
 # Values every row must have (besides sourcedId); a missing header for one is a file error.
 REQUIRED = {
     "orgs": ("name", "type"),
