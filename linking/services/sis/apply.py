@@ -138,24 +138,12 @@ def apply_chunk(step: Step, applier: Callable[[Step, list[Record]], None], recor
     """
     if not records:
         return
-    file, report = step.file, step.report
-    before = (
-        file.counts.copy(),
-        file.errors,
-        file.warnings,
-        len(report.errors),
-        len(report.warnings),
-        report.error_count,
-        report.warning_count,
-    )
+    mark = step.report.mark(step.file)
     try:
         with transaction.atomic():
             applier(step, records)
     except (DatabaseError, ValueError) as exc:
-        file.counts, file.errors, file.warnings = before[0], before[1], before[2]
-        del report.errors[before[3] :]
-        del report.warnings[before[4] :]
-        report.error_count, report.warning_count = before[5], before[6]
+        step.report.back_to(step.file, mark)
         step.pending_changes.clear()
         if len(records) == 1:
             step.error(records[0], f"The row could not be saved: {exc}")

@@ -127,6 +127,25 @@ class ImportReport:
                 entry["sourced_id"] = sourced_id
             self.warnings.append(entry)
 
+    def mark(self, file: FileReport) -> tuple:
+        """Where the report stands for ``file``, to go back to when a savepoint is rolled back."""
+        return (
+            file.counts.copy(),
+            file.errors,
+            file.warnings,
+            len(self.errors),
+            len(self.warnings),
+            self.error_count,
+            self.warning_count,
+        )
+
+    def back_to(self, file: FileReport, mark: tuple) -> None:
+        """Forget the counts, errors and warnings added since ``mark``."""
+        file.counts, file.errors, file.warnings = mark[0], mark[1], mark[2]
+        del self.errors[mark[3] :]
+        del self.warnings[mark[4] :]
+        self.error_count, self.warning_count = mark[5], mark[6]
+
     @property
     def failed(self) -> bool:
         """Any row or file failed (warnings do not count)."""

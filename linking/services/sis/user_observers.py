@@ -111,7 +111,7 @@ def apply_links_retrying(
     link, so the file neither fails nor duplicates anything.
     """
     for attempt in range(1, LINK_CHUNK_ATTEMPTS + 1):
-        before = (file.counts.copy(), file.errors, len(report.errors), report.error_count)
+        mark = report.mark(file)
         try:
             with transaction.atomic():
                 apply_links(
@@ -126,9 +126,7 @@ def apply_links_retrying(
         except IntegrityError:
             if attempt == LINK_CHUNK_ATTEMPTS:
                 raise
-            file.counts, file.errors = before[0], before[1]
-            del report.errors[before[2] :]
-            report.error_count = before[3]
+            report.back_to(file, mark)
 
 
 def apply_links(
