@@ -166,8 +166,13 @@ class Enrollment(models.Model):
                 condition=Q(associated_user__isnull=True),
                 name="enrollment_unique_plain",
             ),
+            # Led by the student: it is also the index for "who observes this
+            # student" (a comparison on associated_user implies the condition,
+            # so PostgreSQL and SQLite use it), and only observer enrollments
+            # are in it, so a student's or teacher's enrollment writes one
+            # B-tree fewer than with a separate (associated_user, user) index.
             models.UniqueConstraint(
-                fields=["user", "course", "associated_user"],
+                fields=["associated_user", "user", "course"],
                 condition=Q(associated_user__isnull=False),
                 name="enrollment_unique_observer_of_student",
             ),
@@ -182,7 +187,6 @@ class Enrollment(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "type", "workflow_state"], name="enrollment_user_type"),
-            models.Index(fields=["associated_user", "user"], name="enrollment_assoc_user"),
             models.Index(fields=["course", "type"], name="enrollment_course_type"),
         ]
 
