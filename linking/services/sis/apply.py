@@ -34,7 +34,7 @@ from ...models import (
     Term,
     User,
 )
-from ...models.lookups import any_of
+from ...models.lookups import any_of, json_array
 from ..accounts import builtin_admin_role
 from ..bulk import update_in_bulk
 from ..enrollments import sync_observers_in_bulk
@@ -393,12 +393,11 @@ def live_logins_by_lower_id(root: Account, login_ids: Iterable[str]) -> dict[str
                 [lowered, root.pk],
             )
         else:
-            marks = ", ".join(["lower(%s)"] * len(lowered))
             cursor.execute(
-                "SELECT id, unique_id, sis_user_id FROM linking_login "  # noqa: S608
-                f"WHERE lower(unique_id) IN ({marks}) AND root_account_id = %s "
-                "AND NOT (workflow_state = 'deleted')",
-                [*lowered, root.pk],
+                "SELECT id, unique_id, sis_user_id FROM linking_login "
+                "WHERE lower(unique_id) IN (SELECT lower(value) FROM json_each(%s)) "
+                "AND root_account_id = %s AND NOT (workflow_state = 'deleted')",
+                [json_array(lowered), root.pk],
             )
         found: dict[str, list[tuple]] = {}
         for pk, unique_id, sis_user_id in cursor.fetchall():

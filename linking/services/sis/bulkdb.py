@@ -23,6 +23,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from ...models.lookups import json_array
+
 
 class SeenIds:
     """A temporary table of primary keys an import has seen, for the anti-join at the end.
@@ -75,8 +77,11 @@ class SeenIds:
                     [ids],
                 )
             else:
-                marks = ", ".join(["%s"] * len(ids))
-                cursor.execute(f"SELECT id FROM {self.table} WHERE id IN ({marks})", ids)  # noqa: S608
+                cursor.execute(
+                    f"SELECT id FROM {self.table} "  # noqa: S608
+                    "WHERE id IN (SELECT value FROM json_each(%s))",
+                    [json_array(ids)],
+                )
             return {row[0] for row in cursor.fetchall()}
 
     def chunks(self, size: int) -> Iterable[list[int]]:
@@ -108,6 +113,18 @@ class SeenIds:
                 f'WHERE seen.id = "{table}"."id")'
             ]
         )
+
+
+def json_rows_select(width: int) -> str:
+    """SQLite: ``SELECT`` the rows of one JSON parameter (a list of lists), ``width`` columns.
+
+    One statement text whatever the number of rows: a ``VALUES`` list
+    sized to the rows is a new statement for SQLite to compile and for
+    Python's sqlite3 module to cache at every length (see
+    models/lookups.py), and is capped by the parameter limit.
+    """
+    columns = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(width))
+    return f"SELECT {columns} FROM json_each(%s)"  # noqa: S608 - no input in it
 
 
 def _adapter(field):
@@ -147,7 +164,6 @@ def insert_returning_ids(model, objs: list) -> None:
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             for obj in objs:
                 setattr(obj, field.attname, now)
-    fields = model_fields
     columns = [field.column for field in model_fields]
     attnames = [field.attname for field in model_fields]
     adapters = [_adapter(field) for field in model_fields]
@@ -169,19 +185,12 @@ def insert_returning_ids(model, objs: list) -> None:
             )
             ids = [row[0] for row in cursor.fetchall()]
         else:
-            per_statement = max(1, min(500, 30000 // len(fields)))
-            ids = []
-            row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-            for start in range(0, len(objs), per_statement):
-                count = min(per_statement, len(objs) - start)
-                params = [column[start + index] for index in range(count) for column in values]
-                cursor.execute(
-                    f"INSERT INTO {table} ({names}) VALUES "  # noqa: S608
-                    + ", ".join([row_sql] * count)
-                    + " RETURNING id",
-                    params,
-                )
-                ids.extend(row[0] for row in cursor.fetchall())
+            rows = [list(row) for row in zip(*values, strict=True)]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) {json_rows_select(len(columns))} RETURNING id",
+                [json_array(rows)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(objs):
         raise RuntimeError(f"inserted {len(objs)} {meta.db_table} rows but got {len(ids)} ids")
     for obj, pk in zip(objs, ids, strict=True):

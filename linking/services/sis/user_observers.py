@@ -27,11 +27,11 @@ from ...models import (
     ObservationLink,
     User,
 )
-from ...models.lookups import any_of
+from ...models.lookups import any_of, json_array
 from .. import notifications
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
-from .bulkdb import insert_returning_ids, new_row, note_inserted
+from .bulkdb import insert_returning_ids, json_rows_select, new_row, note_inserted
 from .reader import SisRow
 from .report import FileReport, ImportReport
 from .rows import ImportContext
@@ -377,15 +377,11 @@ def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
             for row in rows:
                 copy.write_row(row)
         return
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    max_params = connection.features.max_query_params or 60000
-    per_statement = max(1, min(1000, max_params // len(columns)))
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
-            # Table and column names come from the model's metadata, never from input.
-            sql = f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row_sql] * len(batch))  # noqa: S608
-            cursor.execute(sql, [value for row in batch for value in row])
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) {json_rows_select(len(columns))}",
+            [json_array(rows)],
+        )
 
 
 def _db_datetime(value):
