@@ -24,7 +24,9 @@ from linking.models import (
     Login,
     NotificationSettings,
     ObservationLink,
+    ObservationRestriction,
     PairingCode,
+    ProtectedStudent,
     Role,
     SisBatch,
     UnrecognisedLinkReport,
@@ -64,6 +66,8 @@ def snapshot(world):
         WebhookEndpoint: Q(root_account=school),
         NotificationSettings: Q(root_account=school),
         UnrecognisedLinkReport: Q(root_account=school),
+        ObservationRestriction: Q(root_account=school),
+        ProtectedStudent: Q(root_account=school),
     }
     return {
         model.__name__: list(model.objects.filter(q).order_by("pk").values())
@@ -107,6 +111,19 @@ def world(schools, tmp_path, settings):
         root_account=school, link=link, observer=b["parent"], student=b["student"]
     )
     NotificationSettings.objects.get_or_create(root_account=school)
+    # Who may observe (issue 16): a restriction and a protected student of B's.
+    from linking.services import rules
+
+    rules.record_restriction(
+        root_account=school,
+        student=b["student"],
+        observer_email="someone@b.test",
+        reason="Secret B reason",
+        actor=Actor.system(),
+    )
+    protected = factories.UserFactory(name="Student B protected")
+    factories.LoginFactory(user=protected, root_account=school)
+    rules.protect_student(student=protected, root_account=school, actor=Actor.system())
     notifications.plan_all_pending()  # the queued e-mails and deliveries, as the sender makes them
     b["link"] = link
     return schools

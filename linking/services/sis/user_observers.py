@@ -27,7 +27,7 @@ from ...models import (
     User,
 )
 from ...models.lookups import any_of
-from .. import notifications
+from .. import notifications, rules
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from .bulkdb import insert_returning_ids, new_row, note_inserted
@@ -36,7 +36,9 @@ from .report import FileReport, ImportReport
 from .rows import ImportContext
 
 ACTIVE = ObservationLink.State.ACTIVE
+PENDING = ObservationLink.State.PENDING
 DELETED = ObservationLink.State.DELETED
+LIVE = (ACTIVE, PENDING)
 
 
 def sis_user_ids(
@@ -180,12 +182,25 @@ def apply_links(
     batch = ctx.batch
     creator = ctx.actor.user if ctx.actor.user is not None and ctx.actor.user.pk else None
     new, changed, touched = {}, {}, set()
-    was_active = {pair for pair, link in links.items() if link.workflow_state == ACTIVE}
+    was_active = {pair for pair, link in links.items() if link.workflow_state in LIVE}
     events: list[tuple[str, tuple[int, int]]] = []
     logged: list[tuple[str, tuple[int, int], str, str]] = []
+    # The rules of who may observe, judged for the whole chunk at once.
+    verdicts = rules.judge(
+        root_account=ctx.root_account,
+        pairs=[(r[3], r[4]) for r in resolved if r[5] == ACTIVE],
+        by_staff=True,
+        now=now,
+    )
     for line, observer_sis, student_sis, observer_id, student_id, status, kind in resolved:
         pair = (observer_id, student_id)
         link = new.get(pair) or links.get(pair)
+        verdict = verdicts.get(pair, rules.ALLOWED)
+        if status == ACTIVE and verdict.refused:
+            errors.append((line, refused_row_message(verdict, observer_sis, student_sis)))
+            _record_refusal(ctx, verdict, pair)
+            continue
+        pending = verdict.outcome == rules.PENDING
         if status == ACTIVE:
             if link is None:
                 new[pair] = new_row(
@@ -194,22 +209,30 @@ def apply_links(
                     student_id=student_id,
                     root_account_id=ctx.root_account.pk,
                     source=LinkSource.SIS,
+                    workflow_state=PENDING if pending else ACTIVE,
                     kind=kind or "",
                     created_by_id=creator.pk if creator else None,
                     sis_batch_id=batch.pk,
                 )
-                events.append((AuditAction.LINK_CREATED, pair))
-                file.counts["created"] += 1
-                logged.append(("created", pair, observer_sis, student_sis))
+                action = "pending" if pending else "created"
+                events.append(
+                    (AuditAction.LINK_PENDING if pending else AuditAction.LINK_CREATED, pair)
+                )
+                file.counts[action] += 1
+                logged.append((action, pair, observer_sis, student_sis))
             elif link.workflow_state == DELETED:
-                link.workflow_state, link.deleted_at = ACTIVE, None
+                link.workflow_state, link.deleted_at = (PENDING if pending else ACTIVE), None
                 link.source, link.sis_batch, link.updated_at = LinkSource.SIS, batch, now
+                link.end_reason = ""
                 if kind is not None:
                     link.kind = kind
                 changed[pair] = link
-                events.append((AuditAction.LINK_RESTORED, pair))
-                file.counts["restored"] += 1
-                logged.append(("restored", pair, observer_sis, student_sis))
+                action = "pending" if pending else "restored"
+                events.append(
+                    (AuditAction.LINK_PENDING if pending else AuditAction.LINK_RESTORED, pair)
+                )
+                file.counts[action] += 1
+                logged.append((action, pair, observer_sis, student_sis))
             elif kind is not None and link.kind != kind:
                 link.kind, link.sis_batch, link.updated_at = kind, batch, now
                 if link.pk:
@@ -221,7 +244,7 @@ def apply_links(
                 if pair in links:
                     touched.add(pair)
                 file.counts["unchanged"] += 1
-        elif link is None or link.workflow_state != ACTIVE:
+        elif link is None or link.workflow_state not in LIVE:
             errors.append(
                 (
                     line,
@@ -243,7 +266,7 @@ def apply_links(
     update_in_bulk(
         ObservationLink,
         list(changed.values()),
-        ["workflow_state", "deleted_at", "source", "kind", "sis_batch", "updated_at"],
+        ["workflow_state", "deleted_at", "end_reason", "source", "kind", "sis_batch", "updated_at"],
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
     if touched_ids:
@@ -259,6 +282,27 @@ def apply_links(
     _report_errors(errors, file, report)
 
 
+def refused_row_message(verdict, observer_sis: str, student_sis: str) -> str:
+    """A refused row names the rule, never a restriction's reason (staff read the report)."""
+    rule = {
+        rules.RESTRICTION: "a restriction on record forbids it",
+        rules.PROTECTED_STUDENT: "the student is protected",
+    }.get(verdict.rule, verdict.rule)
+    return f"Observer {observer_sis} may not observe {student_sis}: {rule}"
+
+
+def _record_refusal(ctx: ImportContext, verdict, pair: tuple[int, int]) -> None:
+    people = User.objects.in_bulk(list(pair))
+    rules.record_refusal(
+        verdict=verdict,
+        actor=ctx.actor,
+        root_account=ctx.root_account,
+        observer=people[pair[0]],
+        student=people[pair[1]],
+        source=LinkSource.SIS,
+    )
+
+
 def remove_links(
     ctx: ImportContext, link_ids: list[int], file: FileReport, report: ImportReport
 ) -> int:
@@ -266,7 +310,7 @@ def remove_links(
     links = list(
         ObservationLink.objects.select_for_update()
         .filter(any_of("id", link_ids), root_account=ctx.root_account)
-        .filter(workflow_state=ACTIVE)
+        .filter(workflow_state__in=LIVE)
         .order_by("id")
     )
     if not links:
