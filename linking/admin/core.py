@@ -443,6 +443,11 @@ class ObservationLinkAddForm(forms.ModelForm):
             self.verdict = verdict
         return data
 
+    def _get_validation_exclusions(self):
+        # A removed link of the pair is restored by the service, not refused
+        # as a duplicate: the pair's constraints are the service's to check.
+        return {*super()._get_validation_exclusions(), "observer"}
+
 
 class ObservationLinkChangeForm(forms.ModelForm):
     """Staff change a link's kind and end date (services.links.change_link_terms)."""

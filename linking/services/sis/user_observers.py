@@ -183,7 +183,7 @@ def apply_links(
     creator = ctx.actor.user if ctx.actor.user is not None and ctx.actor.user.pk else None
     new, changed, touched = {}, {}, set()
     was_active = {pair for pair, link in links.items() if link.workflow_state in LIVE}
-    events: list[tuple[str, tuple[int, int]]] = []
+    events: list[tuple] = []
     logged: list[tuple[str, tuple[int, int], str, str]] = []
     # The rules of who may observe, judged for the whole chunk at once.
     verdicts = rules.judge(
@@ -216,7 +216,9 @@ def apply_links(
                 )
                 action = "pending" if pending else "created"
                 events.append(
-                    (AuditAction.LINK_PENDING if pending else AuditAction.LINK_CREATED, pair)
+                    (AuditAction.LINK_PENDING, pair, verdict.rule)
+                    if pending
+                    else (AuditAction.LINK_CREATED, pair)
                 )
                 file.counts[action] += 1
                 logged.append((action, pair, observer_sis, student_sis))
@@ -229,7 +231,9 @@ def apply_links(
                 changed[pair] = link
                 action = "pending" if pending else "restored"
                 events.append(
-                    (AuditAction.LINK_PENDING if pending else AuditAction.LINK_RESTORED, pair)
+                    (AuditAction.LINK_PENDING, pair, verdict.rule)
+                    if pending
+                    else (AuditAction.LINK_RESTORED, pair)
                 )
                 file.counts[action] += 1
                 logged.append((action, pair, observer_sis, student_sis))
@@ -524,14 +528,20 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
     actor = ctx.actor
     actor_user = actor.user if actor.user is not None and actor.user.pk else None
     field = AuditEvent._meta.get_field
+
+    def detail(action: str, awaiting: str) -> dict:
+        if action == AuditAction.LINK_DELETED:
+            return {"sis_batch": ctx.batch.pk}
+        found = {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk}
+        if awaiting:
+            found["awaiting"] = awaiting
+        return found
+
+    # (action, pair) or (action, pair, the rule a pending link awaits).
+    events = [(event[0], event[1], event[2] if len(event) > 2 else "") for event in events]
     details = {
-        action: field("detail").get_db_prep_save(
-            {"sis_batch": ctx.batch.pk}
-            if action == AuditAction.LINK_DELETED
-            else {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk},
-            connection,
-        )
-        for action in {action for action, _ in events}
+        (action, awaiting): field("detail").get_db_prep_save(detail(action, awaiting), connection)
+        for action, _pair, awaiting in events
     }
     constant = (
         actor.source,
@@ -549,8 +559,15 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         AuditEvent,
         _AUDIT_COLUMNS,
         [
-            (str(action), pair[0], pair[1], links_by_pair[pair].pk, details[action], *constant)
-            for action, pair in events
+            (
+                str(action),
+                pair[0],
+                pair[1],
+                links_by_pair[pair].pk,
+                details[(action, awaiting)],
+                *constant,
+            )
+            for action, pair, awaiting in events
         ],
     )
 
