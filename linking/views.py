@@ -314,8 +314,9 @@ def add_student(request):
     form = AddStudentForm(request.POST)
     if form.is_valid():
         try:
-            found = pairing_service.find_redeemable_code(
+            found = pairing_service.find_code_for_observer(
                 code=form.cleaned_data["code"],
+                observer=request.user,
                 root_account=request.root_account,
                 actor=_actor(request),
             )

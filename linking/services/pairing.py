@@ -210,6 +210,24 @@ def find_redeemable_code(
     return found
 
 
+def find_code_for_observer(
+    *, code: str, observer: User, root_account: Account, actor: Actor
+) -> PairingCode:
+    """find_redeemable_code for a parent about to confirm a link, with the link rules judged.
+
+    The confirm step shows the student's name, so a code that the rules of
+    who may observe refuse is answered here like a wrong code (and counted).
+    """
+    return find_redeemable_code(
+        code=code,
+        root_account=root_account,
+        actor=actor,
+        vet=link_rules_vet(
+            observer=observer, narrowing=root_account, actor=actor, source=LinkSource.PAIRING_CODE
+        ),
+    )
+
+
 def redeem_pairing_code(
     *,
     code: str,

@@ -8,6 +8,7 @@ import pytest
 from linking.models import EnrollmentType
 from linking.services.enrollments import enroll_user
 from tests import factories
+from tests.admin.conftest import admin_a, admin_b  # noqa: F401 - the staff clients
 
 HOST = "default.test"
 REASON = "Court order 42/2026: Secret reason text"
