@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from ..models import (
@@ -134,7 +134,10 @@ def _link(observer, student, root_account, actor, source, sis_batch, pending, ve
             action = AuditAction.LINK_PENDING
         link.workflow_state = State.PENDING if pending else State.ACTIVE
         link.deleted_at = None
-        link.end_reason = ""
+        if not pending:
+            # A pending link keeps why it ended: withdrawing it must not erase
+            # that the student ended it (no silent re-link).
+            link.end_reason = ""
         link.source = source
         # A restore by a person takes the link out of SIS's hands (Canvas).
         link.sis_batch = sis_batch
@@ -169,10 +172,11 @@ def activate_pending_link(*, link: ObservationLink, actor: Actor) -> bool:
     """A pending link becomes active (the student approved it): enrollments follow, audited."""
     updated = ObservationLink.objects.filter(
         pk=link.pk, workflow_state=ObservationLink.State.PENDING
-    ).update(workflow_state=ObservationLink.State.ACTIVE, updated_at=timezone.now())
+    ).update(workflow_state=ObservationLink.State.ACTIVE, end_reason="", updated_at=timezone.now())
     if not updated:
         return False
     link.workflow_state = ObservationLink.State.ACTIVE
+    link.end_reason = ""
     mirror_link_enrollments(link)
     record_event(
         action=AuditAction.LINK_CREATED,
@@ -297,14 +301,20 @@ def unlink_observer(
         deleted_at=now,
         updated_at=now,
         sis_batch=sis_batch,
-        end_reason=reason,
+        # Withdrawing a pending link keeps the reason it was ended before.
+        end_reason=Value(reason)
+        if reason
+        else Case(
+            When(workflow_state=ObservationLink.State.PENDING, then=F("end_reason")),
+            default=Value(""),
+        ),
     )
     if not updated:
         return False
     link.workflow_state = ObservationLink.State.DELETED
     link.deleted_at = link.updated_at = now
     link.sis_batch = sis_batch
-    link.end_reason = reason
+    link.refresh_from_db(fields=["end_reason"])
     remove_link_enrollments(link)
     record_event(
         action=AuditAction.LINK_DELETED,
