@@ -279,7 +279,15 @@ def _portal_names():
 
 def _portal_url(name, world):
     b = world["b"]
-    kwargs = {"remove_student": {"link_id": b["link"].pk}, "revoke_code": {"code_id": b["code"].pk}}
+    link = {"link_id": b["link"].pk}
+    kwargs = {
+        "remove_student": link,
+        "revoke_code": {"code_id": b["code"].pk},
+        # The student's voice (issue 16): B's link, ended, approved or declined from A.
+        "end_observer": link,
+        "approve_observer": link,
+        "decline_observer": link,
+    }
     return reverse(f"linking:{name}", kwargs=kwargs.get(name))
 
 
@@ -314,7 +322,13 @@ def test_every_page_with_an_object_id_is_covered():
         for p in portal_urls.urlpatterns
         if isinstance(p, URLPattern) and p.pattern.converters
     }
-    assert with_ids == {"remove_student", "revoke_code"}
+    assert with_ids == {
+        "remove_student",
+        "revoke_code",
+        "end_observer",
+        "approve_observer",
+        "decline_observer",
+    }
 
 
 def test_school_b_own_people_can_remove_their_link_and_revoke_their_code(world):
