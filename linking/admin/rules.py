@@ -9,11 +9,44 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..models import AuditSource, ObservationRestriction, ProtectedStudent
+from ..models import AuditSource, ObservationRestriction, Permission, ProtectedStudent
 from ..request_context import actor_from_request
 from ..services import rules
 from ..services.errors import LinkingError
+from ..services.permissions import has_account_permission
 from .tenancy import PersonSearchMixin, TenantScopedAdmin, admin_tenant
+
+
+class ObserverManagersOnly:
+    """Only staff holding ``manage_user_observers`` on the school (or site operators).
+
+    A restriction's reason and a protected student's note are the most
+    sensitive rows of the service: other staff (a role for SIS uploads,
+    say) neither see nor change them.
+    """
+
+    def _may_manage(self, request) -> bool:
+        if request.user.is_superuser:
+            return True
+        root_account = getattr(request, "root_account", None)
+        return root_account is not None and has_account_permission(
+            request.user, root_account, Permission.MANAGE_USER_OBSERVERS
+        )
+
+    def has_module_permission(self, request):
+        return self._may_manage(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may_manage(request) and super().has_view_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_manage(request) and super().has_change_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return self._may_manage(request) and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_manage(request) and super().has_delete_permission(request, obj)
 
 
 def _root_account_field(admin_obj, db_field, request, kwargs):
@@ -54,7 +87,7 @@ class RestrictionForm(forms.ModelForm):
 
 
 @admin.register(ObservationRestriction)
-class ObservationRestrictionAdmin(PersonSearchMixin, TenantScopedAdmin):
+class ObservationRestrictionAdmin(ObserverManagersOnly, PersonSearchMixin, TenantScopedAdmin):
     """Record a restriction (its links end at once); lift it with the action. Never edited."""
 
     form = RestrictionForm
@@ -128,7 +161,7 @@ class ObservationRestrictionAdmin(PersonSearchMixin, TenantScopedAdmin):
 
 
 @admin.register(ProtectedStudent)
-class ProtectedStudentAdmin(PersonSearchMixin, TenantScopedAdmin):
+class ProtectedStudentAdmin(ObserverManagersOnly, PersonSearchMixin, TenantScopedAdmin):
     """Protect a student (their codes are revoked); delete the row to end the protection."""
 
     list_display = ["student", "root_account", "created_at", "recorded_by"]

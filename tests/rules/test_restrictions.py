@@ -233,3 +233,21 @@ def test_other_schools_staff_do_not_see_the_restriction(w, admin_b):
     assert admin_b.get("/admin/linking/observationrestriction/").context["cl"].result_count == 0
     response = admin_b.get(f"/admin/linking/observationrestriction/{restriction.pk}/change/")
     assert response.status_code in (302, 404)
+
+
+def test_staff_without_manage_user_observers_do_not_see_restrictions(w, make_user):
+    from django.test import Client
+
+    from linking.services.accounts import make_account_admin
+
+    _restrict(w, observer=w.parent)
+    role = factories.RoleFactory(
+        name="SIS uploads", root_account=w.root, manage_user_observers=False, read_sis=True
+    )
+    clerk = make_user("Cleo Clerk", w.root)
+    make_account_admin(user=clerk, account=w.root, role=role)
+    client = Client(HTTP_HOST=HOST)
+    client.force_login(clerk)
+    assert client.get("/admin/linking/observationrestriction/").status_code == 403
+    assert client.get("/admin/linking/protectedstudent/add/").status_code == 403
+    assert "Restrictions" not in client.get("/admin/").content.decode()
