@@ -33,7 +33,7 @@ from datetime import date, datetime
 
 from django.db import transaction
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from ..models import (
@@ -218,14 +218,20 @@ def judge(
     ended: dict[tuple[int, int], datetime] = {}
     known = {observer for observer, _ in remaining if observer is not None}
     if known:
-        for observer, student, deleted_at in ObservationLink.objects.filter(
-            root_account=root_account,
-            observer_id__in=known,
-            student_id__in={s for _, s in remaining},
-            workflow_state=ObservationLink.State.DELETED,
-            end_reason__in=[LinkEnd.STUDENT, LinkEnd.DECLINED],
-        ).values_list("observer_id", "student_id", "deleted_at"):
-            ended[(observer, student)] = deleted_at
+        # A pending link keeps its end reason: a second request must not
+        # activate what the student ended.
+        for observer, student, ended_at in (
+            ObservationLink.objects.filter(
+                root_account=root_account,
+                observer_id__in=known,
+                student_id__in={s for _, s in remaining},
+                workflow_state__in=[ObservationLink.State.DELETED, ObservationLink.State.PENDING],
+                end_reason__in=[LinkEnd.STUDENT, LinkEnd.DECLINED],
+            )
+            .annotate(ended_at=Coalesce("deleted_at", "updated_at"))
+            .values_list("observer_id", "student_id", "ended_at")
+        ):
+            ended[(observer, student)] = ended_at
     for pair in remaining:
         if pair in ended and (consent_at is None or consent_at <= ended[pair]):
             verdicts[pair] = Verdict(PENDING, ENDED_BY_STUDENT)

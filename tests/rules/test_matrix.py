@@ -200,7 +200,7 @@ class CanvasSis:
         report = import_sis(
             paths=[w.csv], root_account=w.root, actor=Actor(user=None, source=AuditSource.SIS)
         )
-        return str(report.errors)
+        return str(report.errors) + str(report.warnings)
 
 
 class OneRoster:
@@ -231,7 +231,7 @@ class OneRoster:
             allow_mass_delete=True,
             actor=Actor(user=None, source=AuditSource.SIS),
         )
-        return str(report.errors)
+        return str(report.errors) + str(report.warnings)
 
 
 PATHS = [
@@ -312,6 +312,9 @@ def expected(rule: str, path) -> str:
         return "refused"
     if rule == "protected":
         return "active" if path.name in STAFF_PATHS else "refused"
+    if rule == "ended_by_student" and path.name in ("canvas_sis", "oneroster"):
+        # A nightly file must not ask the student again every night.
+        return "stays ended"
     return "pending"
 
 
@@ -372,6 +375,12 @@ def test_rule_on_path(rule, path, w, tmp_path):
             assert refused[0].detail["rule"] == rule_name
             assert "reason" not in refused[0].detail
             assert refused[0].student == student
+    elif outcome == "stays ended":
+        assert link is None and not enrollments.exists()
+        ended = ObservationLink.objects.get(observer=observer, student=student)
+        assert ended.end_reason == "student"
+        assert "the student ended this link" in told
+        assert not AuditEvent.objects.filter(id__gt=last_event, link=ended).exists()
     elif outcome == "pending":
         assert link is not None and link.workflow_state == ObservationLink.State.PENDING, told
         assert not enrollments.exists()

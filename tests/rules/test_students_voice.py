@@ -242,3 +242,25 @@ def test_observer_sees_and_withdraws_a_pending_request(w):
     assert web.post(f"/observing/{link.pk}/remove/").status_code == 302
     link.refresh_from_db()
     assert link.workflow_state == "deleted"
+
+
+def test_a_second_request_does_not_activate_what_the_student_ended(w):
+    """Pending after the student ended it; staff or the SIS linking again keep it pending."""
+    w.root.students_may_end_links = True
+    w.root.save()
+    link, _ = link_observer(
+        observer=w.parent, student=w.student, root_account=w.root, actor=Actor.system()
+    )
+    rules.end_link_as_student(
+        link_id=link.pk, student=w.student, root_account=w.root, actor=Actor(user=w.student)
+    )
+    for _attempt in range(2):
+        again, _ = link_observer(
+            observer=w.parent,
+            student=w.student,
+            root_account=w.root,
+            actor=Actor(user=w.staff, source="admin"),
+            source="admin",
+        )
+        assert again.workflow_state == "pending"
+    assert not _enrolled(w.parent, w.student)

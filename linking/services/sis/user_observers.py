@@ -201,6 +201,24 @@ def apply_links(
             _record_refusal(ctx, verdict, pair)
             continue
         pending = verdict.outcome == rules.PENDING
+        if (
+            status == ACTIVE
+            and verdict.rule == rules.ENDED_BY_STUDENT
+            and link is not None
+            and link.workflow_state == DELETED
+        ):
+            # The student ended or declined it: a nightly file sending the row
+            # again must not ask them every night. It stays ended until they
+            # approve (their own pairing code) or staff link it by hand.
+            file.counts["ended by the student"] += 1
+            report.add_warning(
+                file,
+                line,
+                f"{observer_sis} -> {student_sis}: the student ended this link; "
+                "it comes back only with the student's approval",
+                observer_sis,
+            )
+            continue
         if status == ACTIVE:
             if link is None:
                 new[pair] = new_row(
