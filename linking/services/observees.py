@@ -332,7 +332,11 @@ def link_observee_by_id(
     if not common:
         raise NotFound()
     if actor.user is not None and actor.user.pk == student.pk:
-        return _approve_as_student(observer=observer, student=student, common=common, actor=actor)
+        approved = _approve_as_student(
+            observer=observer, student=student, common=common, actor=actor
+        )
+        if approved:
+            return approved
     allowed = root_accounts_with_permission(actor.user, common, Permission.MANAGE_USER_OBSERVERS)
     if not allowed:
         raise NotAuthorized()
@@ -346,15 +350,17 @@ def link_observee_by_id(
     return allowed
 
 
-@transaction.atomic
 def _approve_as_student(*, observer: User, student: User, common: set[int], actor: Actor):
+    """Approve the pair's pending links in ``common``; their root account ids (empty: none).
+
+    Each approval is atomic itself; a refusal (a restriction recorded
+    meanwhile) is recorded and raised by rules.approve_link.
+    """
     pending = list(
         ObservationLink.objects.pending()
         .filter(observer=observer, student=student, root_account_id__in=common)
         .select_related("root_account")
     )
-    if not pending:
-        raise NotAuthorized()
     for link in pending:
         rules.approve_link(
             link_id=link.pk, student=student, root_account=link.root_account, actor=actor
@@ -362,6 +368,7 @@ def _approve_as_student(*, observer: User, student: User, common: set[int], acto
     return {link.root_account_id for link in pending}
 
 
+@transaction.atomic
 def remove_observee(
     *,
     observer: User,

@@ -119,7 +119,7 @@ def test_student_approves_through_the_apis_put(w):
     assert response.json()["id"] == w.student.pk
     link.refresh_from_db()
     assert link.workflow_state == "active"
-    # Nothing pending: the student's PUT is refused like any non-admin's.
+    # Nothing pending: the student's PUT is an ordinary PUT, refused to a non-admin.
     other = APIClient(HTTP_HOST=HOST)
     other.credentials(
         HTTP_AUTHORIZATION=f"Bearer {issue_access_token(user=w.student, actor=Actor.system())[1]}"
