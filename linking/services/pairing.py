@@ -74,12 +74,13 @@ class IssuedCode:
         return self.pairing_code.expires_at
 
 
-@transaction.atomic
 def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     """Issue a new code for a student of the root account.
 
     Raises FeatureDisabled when the root account has pairing codes off and
-    NotAuthorized when the student has no live student enrollment there or
+    NotAuthorized when the student has no live student enrollment there,
+    is protected (services.rules: codes are how people link themselves, and
+    a protected student is linked by staff only; the refusal is audited) or
     the acting user may not generate codes for them (a system actor, such as
     a management command, may). A student holds at most five active codes:
     issuing a sixth revokes the oldest.
@@ -89,8 +90,20 @@ def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) ->
     if not is_pairable_student(student, root_account):
         raise NotAuthorized()
     if rules.is_protected(student, root_account):
-        # Codes are how people link themselves; a protected student is linked by staff only.
+        # Recorded before the issuing transaction, which would roll it back.
+        record_event(
+            action=AuditAction.LINK_REFUSED,
+            actor=actor,
+            root_account=root_account,
+            student=student,
+            detail={"rule": rules.PROTECTED_STUDENT, "source": "pairing_code_issue"},
+        )
         raise NotAuthorized("This student cannot have pairing codes.")
+    return _issue_pairing_code(student=student, root_account=root_account, actor=actor)
+
+
+@transaction.atomic
+def _issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     if actor.user is not None and not can_generate_pairing_code(actor.user, student, root_account):
         raise NotAuthorized()
     # Lock the student row so concurrent issues count active codes one at a time.

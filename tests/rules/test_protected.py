@@ -47,6 +47,11 @@ def test_protecting_revokes_codes_and_no_new_code_is_issued(w):
     for actor in (Actor.system(), Actor(user=w.student), Actor(user=w.staff)):
         with pytest.raises(NotAuthorized):
             issue_pairing_code(student=w.student, root_account=w.root, actor=actor)
+    refused = AuditEvent.objects.filter(action=AuditAction.LINK_REFUSED)
+    assert refused.count() == 3
+    assert {tuple(sorted(event.detail.items())) for event in refused} == {
+        (("rule", "protected_student"), ("source", "pairing_code_issue"))
+    }
     # The API's call answers Canvas's 401; the student's page offers no code.
     api = APIClient(HTTP_HOST=HOST)
     api.credentials(
