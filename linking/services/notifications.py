@@ -184,7 +184,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
 
 # What planning reads of people and links (e-mails render later, from a fresh query).
 _PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state")
-_LINK_FIELDS = ("id", "workflow_state", "source")
+_LINK_FIELDS = ("id", "workflow_state", "source", "kind", "ends_at")
 
 
 def _attach_related(events: list[AuditEvent]) -> None:

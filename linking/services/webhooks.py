@@ -167,6 +167,9 @@ def event_payload(event: AuditEvent, *, protected: bool = False) -> dict:
                 "id": link.pk,
                 "workflow_state": link.workflow_state,
                 "source": link.source,
+                # Ours, not Canvas's: who the observer is and when the link ends.
+                "kind": link.kind,
+                "ends_at": link.ends_at.isoformat() if link.ends_at else None,
             }
         ),
         "pairing_code": None if event.pairing_code_id is None else {"id": event.pairing_code_id},
