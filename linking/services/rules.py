@@ -52,6 +52,7 @@ from ..models import (
     ProtectedStudent,
     User,
 )
+from ..models.lookups import any_of
 from .audit import record_event
 from .context import Actor
 from .errors import (
@@ -170,7 +171,7 @@ def judge(
 
     restrictions = list(
         ObservationRestriction.objects.in_force(now)
-        .filter(root_account=root_account, student_id__in=student_ids)
+        .filter(any_of("student_id", student_ids), root_account=root_account)
         .order_by("id")
         .values_list("id", "student_id", "observer_id", "observer_email")
     )
@@ -212,7 +213,7 @@ def judge(
         cutoff = adulthood_cutoff(root_account.age_of_majority, timezone.localdate(now))
         adults = set(
             User.objects.filter(
-                pk__in={s for _, s in remaining}, birth_date__lte=cutoff
+                any_of("id", {s for _, s in remaining}), birth_date__lte=cutoff
             ).values_list("pk", flat=True)
         )
     ended: dict[tuple[int, int], datetime] = {}
@@ -222,9 +223,9 @@ def judge(
         # activate what the student ended.
         for observer, student, ended_at in (
             ObservationLink.objects.filter(
+                any_of("observer_id", known),
+                any_of("student_id", {s for _, s in remaining}),
                 root_account=root_account,
-                observer_id__in=known,
-                student_id__in={s for _, s in remaining},
                 workflow_state__in=[ObservationLink.State.DELETED, ObservationLink.State.PENDING],
                 end_reason__in=[LinkEnd.STUDENT, LinkEnd.DECLINED],
             )
