@@ -97,6 +97,16 @@ class LoginTaken(LinkingError):
     default_message = "This login id is already in use at this institution."
 
 
+class InvalidInvitation(LinkingError):
+    """An invitation that cannot be used: unknown, expired, used, or refused by a rule.
+
+    One answer for all of them, so a refusal reveals nothing (docs/security.md §15).
+    """
+
+    code = "invalid_invitation"
+    default_message = "This invitation is not valid or has expired."
+
+
 class LinkRefused(LinkingError):
     """A rule of who may observe refuses the link (services.rules).
 

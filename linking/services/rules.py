@@ -2,8 +2,9 @@
 
 One judgement (``judge``) for every path: the API (credentials, a student's
 token, a pairing code, by id), the parent pages (pairing, sign-up), the
-admin, both SIS formats and, once they exist, invitations (they pass
-``LinkSource.INVITATION``-like sources the same way). In order:
+admin, both SIS formats and, once they exist, invitations (their service
+calls ``link_observer(source=LinkSource.INVITATION)``, refused as
+InvalidInvitation, the answer of any unusable invitation). In order:
 
 1. **Restriction** (a court or no-contact order) in force for the person and
    the student in the root account: refused, on every path, staff's too.
@@ -57,6 +58,7 @@ from .audit import record_event
 from .context import Actor
 from .errors import (
     InvalidCredentials,
+    InvalidInvitation,
     InvalidPairingCode,
     LinkingError,
     LinkRefused,
@@ -258,6 +260,8 @@ def refusal_error(*, verdict: Verdict, source: str, by_staff: bool) -> LinkingEr
         return UnknownObservee()
     if source in (LinkSource.PAIRING_CODE, LinkSource.SELF_REGISTRATION, LinkSource.PORTAL):
         return InvalidPairingCode()
+    if source == LinkSource.INVITATION:
+        return InvalidInvitation()
     return LinkRefused()
 
 

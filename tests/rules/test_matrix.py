@@ -6,8 +6,8 @@ the staff admin; Canvas's user_observers.csv; OneRoster. Rules: none (the
 control), a restriction, a protected student, an adult student, a student
 who ended this person's link before. Each cell drives the real interface
 and checks what the person is told, the link in the database and the audit
-event. Invitations do not exist yet: their path will call
-``rules.enforce`` like the others (docs/who-may-observe.md).
+event. Invitations do not exist yet: the ``invitation`` column links as
+their service will (``link_observer`` with source ``invitation``).
 """
 
 import shutil
@@ -24,11 +24,13 @@ from linking.models import (
     AuditSource,
     Enrollment,
     EnrollmentType,
+    LinkSource,
     ObservationLink,
     User,
 )
 from linking.services import rules
 from linking.services.context import Actor
+from linking.services.errors import LinkingError
 from linking.services.links import link_observer
 from linking.services.pairing import issue_pairing_code
 from linking.services.sis import import_sis
@@ -234,6 +236,29 @@ class OneRoster:
         return str(report.errors) + str(report.warnings)
 
 
+class Invitation:
+    """Invitations do not exist yet: their service will link as the invited observer with
+    source ``invitation`` (link_observer judges the rules), so this is what it will meet."""
+
+    name, staff, generic = "invitation", False, "This invitation is not valid or has expired."
+
+    def prepare(self, w, tmp):
+        return w.parent, w.student, w.parent.email
+
+    def attempt(self, w, ctx):
+        try:
+            link_observer(
+                observer=w.parent,
+                student=w.student,
+                root_account=w.root,
+                actor=Actor(user=w.parent, source=AuditSource.PORTAL),
+                source=LinkSource.INVITATION,
+            )
+        except LinkingError as error:
+            return error.message
+        return "linked"
+
+
 PATHS = [
     ApiCredentials(),
     ApiToken(),
@@ -244,6 +269,7 @@ PATHS = [
     Admin(),
     CanvasSis(),
     OneRoster(),
+    Invitation(),
 ]
 
 
