@@ -90,6 +90,8 @@ class ProtectedStudent(models.Model):
         "linking.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     note = models.TextField(blank=True, help_text=_("Seen by staff only."))
+    # Set by an SIS import: only such a protection is lifted when the SIS says so.
+    by_sis = models.BooleanField(default=False, db_default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

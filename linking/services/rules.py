@@ -467,7 +467,7 @@ def protected_student_ids(root_account_ids_by_student: Iterable[tuple[int, int]]
 
 @transaction.atomic
 def protect_student(
-    *, student: User, root_account: Account, actor: Actor, note: str = ""
+    *, student: User, root_account: Account, actor: Actor, note: str = "", by_sis: bool = False
 ) -> tuple[ProtectedStudent, bool]:
     """Protect a student: their unused pairing codes are revoked and no new one is issued.
 
@@ -479,6 +479,7 @@ def protect_student(
         student=student,
         defaults={
             "note": note,
+            "by_sis": by_sis,
             "recorded_by": actor.user if actor.user is not None and actor.user.pk else None,
         },
     )
@@ -504,6 +505,35 @@ def unprotect_student(*, protection: ProtectedStudent, actor: Actor) -> None:
         student=protection.student,
     )
     protection.delete()
+
+
+def set_protection_from_sis(
+    *, root_account: Account, flags: dict[int, bool], actor: Actor
+) -> tuple[int, int]:
+    """What an SIS file says of students' protection: (newly protected, no longer protected).
+
+    ``True`` protects (protect_student: codes revoked, audited); ``False``
+    lifts only a protection an SIS import recorded, never one staff made by
+    hand (staff may know what the SIS does not). One query when nothing
+    changes.
+    """
+    if not flags:
+        return 0, 0
+    existing = dict(
+        ProtectedStudent.objects.filter(
+            any_of("student_id", flags), root_account=root_account
+        ).values_list("student_id", "by_sis")
+    )
+    to_protect = [pk for pk, flag in flags.items() if flag and pk not in existing]
+    to_lift = [pk for pk, flag in flags.items() if not flag and existing.get(pk)]
+    students = User.objects.in_bulk([*to_protect, *to_lift])
+    for pk in to_protect:
+        protect_student(student=students[pk], root_account=root_account, actor=actor, by_sis=True)
+    for protection in ProtectedStudent.objects.filter(
+        any_of("student_id", to_lift), root_account=root_account, by_sis=True
+    ).select_related("student", "root_account"):
+        unprotect_student(protection=protection, actor=actor)
+    return len(to_protect), len(to_lift)
 
 
 # The student's voice ------------------------------------------------------------
