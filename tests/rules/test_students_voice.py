@@ -264,3 +264,17 @@ def test_a_second_request_does_not_activate_what_the_student_ended(w):
         )
         assert again.workflow_state == "pending"
     assert not _enrolled(w.parent, w.student)
+
+
+def test_the_new_page_parts_and_the_approval_e_mail_are_in_spanish(w):
+    link = _pending_link(w)
+    w.student.locale = "es"
+    w.student.save()
+    web = Client(HTTP_HOST=HOST, HTTP_ACCEPT_LANGUAGE="es")
+    web.force_login(w.student, backend="linking.auth_backends.LoginBackend")
+    page = web.get("/pairing/").content.decode()
+    assert "Pendientes de su aprobación" in page and "Aprobar a Pat Parent" in page
+    notifications.plan_all_pending()
+    email = notifications.render_email(EmailNotification.objects.get(recipient=w.student))
+    assert email.subject == "Pat Parent pide observarle"
+    assert link.workflow_state == "pending"
