@@ -42,7 +42,7 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
-from .services import notifications, registration, rules
+from .services import notifications, registration, rules, safeguarding
 from .services import pairing as pairing_service
 from .services.errors import (
     FeatureDisabled,
@@ -517,7 +517,7 @@ def end_observer(request, link_id: int):
         return _forbidden(request, _("Your school's staff remove observers; ask them."))
     if request.method == "GET":
         return render(request, "linking/end_observer.html", {"link": link})
-    rules.end_link_as_student(
+    safeguarding.end_link_as_student(
         link_id=link.pk,
         student=request.user,
         root_account=request.root_account,
@@ -547,12 +547,14 @@ def _answer_pending(request, link_id: int, service, done: str):
 @student_page
 @require_POST
 def approve_observer(request, link_id: int):
-    return _answer_pending(request, link_id, rules.approve_link, _("%(name)s now observes you."))
+    return _answer_pending(
+        request, link_id, safeguarding.approve_link, _("%(name)s now observes you.")
+    )
 
 
 @student_page
 @require_POST
 def decline_observer(request, link_id: int):
     return _answer_pending(
-        request, link_id, rules.decline_link, _("You declined %(name)s's request.")
+        request, link_id, safeguarding.decline_link, _("You declined %(name)s's request.")
     )

@@ -1,7 +1,7 @@
 """Admin: restrictions (court and no-contact orders) and protected students.
 
 Forms check the rules in ``clean()`` with the same service functions the
-save then calls (services.rules), so a refusal is a form error, never a 500.
+save then calls (services.rules, services.safeguarding), so a refusal is a form error, never a 500.
 """
 
 from django import forms
@@ -11,7 +11,7 @@ from django.utils.translation import ngettext
 
 from ..models import AuditSource, ObservationRestriction, Permission, ProtectedStudent
 from ..request_context import actor_from_request
-from ..services import rules
+from ..services import rules, safeguarding
 from ..services.errors import LinkingError
 from ..services.permissions import has_account_permission
 from .tenancy import PersonSearchMixin, TenantScopedAdmin, admin_tenant
@@ -129,7 +129,7 @@ class ObservationRestrictionAdmin(ObserverManagersOnly, PersonSearchMixin, Tenan
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        restriction, ended = rules.record_restriction(
+        restriction, ended = safeguarding.record_restriction(
             root_account=data["root_account"],
             student=data["student"],
             observer=data.get("observer"),
@@ -152,7 +152,7 @@ class ObservationRestrictionAdmin(ObserverManagersOnly, PersonSearchMixin, Tenan
     def lift_restrictions(self, request, queryset):
         actor = actor_from_request(request, AuditSource.ADMIN)
         count = sum(
-            rules.lift_restriction(restriction=restriction, actor=actor)
+            safeguarding.lift_restriction(restriction=restriction, actor=actor)
             for restriction in queryset.select_related("root_account", "student", "observer")
         )
         self.message_user(
@@ -182,7 +182,7 @@ class ProtectedStudentAdmin(ObserverManagersOnly, PersonSearchMixin, TenantScope
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
-        protection, _created = rules.protect_student(
+        protection, _created = safeguarding.protect_student(
             student=obj.student,
             root_account=obj.root_account,
             note=obj.note,
@@ -192,7 +192,7 @@ class ProtectedStudentAdmin(ObserverManagersOnly, PersonSearchMixin, TenantScope
         obj._state.adding = False
 
     def delete_model(self, request, obj):
-        rules.unprotect_student(
+        safeguarding.unprotect_student(
             protection=obj, actor=actor_from_request(request, AuditSource.ADMIN)
         )
 

@@ -92,7 +92,7 @@ class ObservationLink(models.Model):
     source = models.CharField(max_length=32, choices=LinkSource, default=LinkSource.API)
     # Blank when nobody said (a pairing code, the API): Canvas links carry no kind.
     kind = models.CharField(max_length=16, choices=LinkKind, blank=True, default="", db_default="")
-    # After this moment the link ends by itself (services.rules.end_links_past_their_end).
+    # After this moment the link ends by itself (services.safeguarding.end_links_past_their_end).
     ends_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(
         max_length=16, choices=LinkEnd, blank=True, default="", db_default=""

@@ -1,7 +1,8 @@
 """Who may observe whom: restrictions, protected students, coming of age.
 
-Rows here are written only by ``linking.services.rules``; every way of
-making a link asks that module before it writes (docs/who-may-observe.md).
+Rows here are written only by ``linking.services.safeguarding``; every way
+of making a link asks ``linking.services.rules`` about them before it
+writes (docs/who-may-observe.md).
 """
 
 from django.db import models

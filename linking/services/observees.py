@@ -24,7 +24,7 @@ from ..models import (
     Permission,
     User,
 )
-from . import rules
+from . import rules, safeguarding
 from .context import Actor
 from .credentials import find_student_by_credentials
 from .errors import NotAuthorized, NotFound, NothingToLink, UnknownObservee
@@ -324,7 +324,7 @@ def link_observee_by_id(
     the permission on none of them. Returns the root account ids linked on.
 
     The student themself may call it to approve a pending link of
-    ``observer`` (services.rules): the links pending in scope become active.
+    ``observer`` (services.safeguarding): the links pending in scope become active.
     """
     common = common_root_account_ids(observer, student)
     if narrowing != "all":
@@ -354,7 +354,7 @@ def _approve_as_student(*, observer: User, student: User, common: set[int], acto
     """Approve the pair's pending links in ``common``; their root account ids (empty: none).
 
     Each approval is atomic itself; a refusal (a restriction recorded
-    meanwhile) is recorded and raised by rules.approve_link.
+    meanwhile) is recorded and raised by safeguarding.approve_link.
     """
     pending = list(
         ObservationLink.objects.pending()
@@ -362,7 +362,7 @@ def _approve_as_student(*, observer: User, student: User, common: set[int], acto
         .select_related("root_account")
     )
     for link in pending:
-        rules.approve_link(
+        safeguarding.approve_link(
             link_id=link.pk, student=student, root_account=link.root_account, actor=actor
         )
     return {link.root_account_id for link in pending}

@@ -28,7 +28,7 @@ from linking.models import (
     ObservationLink,
     User,
 )
-from linking.services import rules
+from linking.services import rules, safeguarding
 from linking.services.context import Actor
 from linking.services.errors import LinkingError
 from linking.services.links import link_observer
@@ -281,7 +281,7 @@ def no_rule(w, observer, student, email):
 
 
 def restriction(w, observer, student, email):
-    rules.record_restriction(
+    safeguarding.record_restriction(
         root_account=w.root,
         student=student,
         observer=observer,
@@ -294,7 +294,7 @@ def restriction(w, observer, student, email):
 
 
 def protected(w, observer, student, email):
-    rules.protect_student(
+    safeguarding.protect_student(
         student=student, root_account=w.root, actor=Actor(user=w.staff, source=AuditSource.ADMIN)
     )
     return rules.PROTECTED_STUDENT
@@ -314,7 +314,7 @@ def ended_by_student(w, observer, student, email):
     link, _ = link_observer(
         observer=observer, student=student, root_account=w.root, actor=Actor.system()
     )
-    rules.end_link_as_student(
+    safeguarding.end_link_as_student(
         link_id=link.pk, student=student, root_account=w.root, actor=Actor(user=student)
     )
     return rules.ENDED_BY_STUDENT

@@ -17,7 +17,7 @@ from linking.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from linking.services import notifications, rules, webhooks
+from linking.services import notifications, safeguarding, webhooks
 from linking.services.context import Actor
 from linking.services.errors import NotAuthorized
 from linking.services.links import link_observer
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _protect(w):
-    return rules.protect_student(
+    return safeguarding.protect_student(
         student=w.student, root_account=w.root, actor=Actor(user=w.staff, source="admin")
     )
 
@@ -91,7 +91,7 @@ def test_staff_links_a_protected_student_and_nobody_is_mailed(w, settings):
 
 def test_an_unprotected_student_is_named_again(w, settings):
     protection, _ = _protect(w)
-    rules.unprotect_student(protection=protection, actor=Actor.system())
+    safeguarding.unprotect_student(protection=protection, actor=Actor.system())
     assert not ProtectedStudent.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.STUDENT_UNPROTECTED).count() == 1
     link_observer(observer=w.parent, student=w.student, root_account=w.root, actor=Actor.system())

@@ -16,7 +16,7 @@ from linking.models import (
     ObservationLink,
     ObservationRestriction,
 )
-from linking.services import notifications, rules
+from linking.services import notifications, rules, safeguarding
 from linking.services.context import Actor
 from linking.services.errors import InvalidPairingCode, LinkingError, LinkRefused
 from linking.services.links import link_observer, restore_link, unlink_observer
@@ -34,7 +34,7 @@ def _staff(w):
 
 
 def _restrict(w, **person):
-    return rules.record_restriction(
+    return safeguarding.record_restriction(
         root_account=w.root, student=w.student, reason=REASON, actor=_staff(w), **person
     )
 
@@ -93,8 +93,8 @@ def test_a_lifted_or_ended_restriction_no_longer_refuses(w, frozen_now):
     restriction, _ = _restrict(w, observer=w.parent)
     with pytest.raises(LinkRefused):
         link_observer(observer=w.parent, student=w.student, root_account=w.root, actor=_staff(w))
-    assert rules.lift_restriction(restriction=restriction, actor=_staff(w))
-    assert not rules.lift_restriction(restriction=restriction, actor=_staff(w))
+    assert safeguarding.lift_restriction(restriction=restriction, actor=_staff(w))
+    assert not safeguarding.lift_restriction(restriction=restriction, actor=_staff(w))
     link, _ = link_observer(
         observer=w.parent, student=w.student, root_account=w.root, actor=_staff(w)
     )
@@ -103,7 +103,7 @@ def test_a_lifted_or_ended_restriction_no_longer_refuses(w, frozen_now):
 
     other = factories.UserFactory(name="Olly Other")
     factories.LoginFactory(user=other, root_account=w.root)
-    rules.record_restriction(
+    safeguarding.record_restriction(
         root_account=w.root,
         student=w.student,
         observer=other,
@@ -122,7 +122,7 @@ def test_a_restriction_binds_its_own_school_only(w, other_root_account, make_use
     both = make_user("Both Schools", w.root, other_root_account)
     student_b = w.student
     factories.LoginFactory(user=student_b, root_account=other_root_account)
-    rules.record_restriction(
+    safeguarding.record_restriction(
         root_account=w.root, student=student_b, observer=both, reason=REASON, actor=_staff(w)
     )
     link, _ = link_observer(
@@ -169,7 +169,7 @@ def test_a_refused_code_counts_as_a_wrong_code_on_the_page(w):
 def test_the_rules_of_a_restriction_record(w):
     for person, reason in (({}, REASON), ({"observer": w.parent}, " ")):
         with pytest.raises(LinkingError):
-            rules.record_restriction(
+            safeguarding.record_restriction(
                 root_account=w.root, student=w.student, reason=reason, actor=_staff(w), **person
             )
     with pytest.raises(LinkingError):

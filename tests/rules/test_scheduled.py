@@ -17,7 +17,7 @@ from linking.models import (
     LinkEnd,
     ObservationLink,
 )
-from linking.services import notifications, rules
+from linking.services import notifications, safeguarding
 from linking.services.context import Actor
 from linking.services.links import link_observer
 from tests.admin.conftest import changeform_data
@@ -48,12 +48,12 @@ def test_a_link_ends_by_itself_after_its_end_date(w):
     )
     assert _enrolled(w.parent, w.student)
 
-    assert rules.end_links_past_their_end(now=NOW - dt.timedelta(seconds=1)) == 0
+    assert safeguarding.end_links_past_their_end(now=NOW - dt.timedelta(seconds=1)) == 0
     link.refresh_from_db()
     assert link.workflow_state == "active"
 
-    assert rules.end_links_past_their_end(now=NOW) == 1
-    assert rules.end_links_past_their_end(now=NOW + dt.timedelta(days=1)) == 0  # once
+    assert safeguarding.end_links_past_their_end(now=NOW) == 1
+    assert safeguarding.end_links_past_their_end(now=NOW + dt.timedelta(days=1)) == 0  # once
     link.refresh_from_db()
     assert (link.workflow_state, link.end_reason, link.deleted_at) == (
         "deleted",
@@ -85,11 +85,11 @@ def test_coming_of_age_applies_the_schools_policy_once(w, policy, state, enrolle
     # Made while the student was a minor (pending only if this runs after NOW).
     ObservationLink.objects.filter(pk=link.pk).update(workflow_state="active")
     day_before = NOW - dt.timedelta(days=1)
-    assert rules.apply_coming_of_age_everywhere(now=day_before) == 0
+    assert safeguarding.apply_coming_of_age_everywhere(now=day_before) == 0
     assert not ComingOfAge.objects.exists()
 
-    rules.apply_coming_of_age_everywhere(now=NOW)
-    assert rules.apply_coming_of_age_everywhere(now=NOW + dt.timedelta(days=2)) == 0
+    safeguarding.apply_coming_of_age_everywhere(now=NOW)
+    assert safeguarding.apply_coming_of_age_everywhere(now=NOW + dt.timedelta(days=2)) == 0
 
     link.refresh_from_db()
     assert link.workflow_state == state
@@ -115,7 +115,7 @@ def test_no_age_rule_means_no_coming_of_age(w):
     w.student.birth_date = dt.date(1990, 1, 1)
     w.student.save()
     link_observer(observer=w.parent, student=w.student, root_account=w.root, actor=Actor.system())
-    assert rules.apply_coming_of_age_everywhere(now=NOW) == 0
+    assert safeguarding.apply_coming_of_age_everywhere(now=NOW) == 0
     assert ObservationLink.objects.active().count() == 1
 
 

@@ -13,7 +13,7 @@ from linking.models import (
     ProtectedStudent,
     User,
 )
-from linking.services import rules
+from linking.services import safeguarding
 from linking.services.context import Actor
 from linking.services.pairing import issue_pairing_code
 from linking.services.sis import import_sis
@@ -56,7 +56,7 @@ def test_the_column_protects_and_lifts_only_what_the_sis_set(root_account, tmp_p
     assert (event.student, event.source) == (ava, "sis")
     # Staff protect Ben by hand; the next file says false for both.
     ben = User.objects.get(logins__sis_user_id="s-ben")
-    rules.protect_student(student=ben, root_account=root_account, actor=Actor(user=staff_a))
+    safeguarding.protect_student(student=ben, root_account=root_account, actor=Actor(user=staff_a))
     report = import_sis(
         paths=[_bundle(tmp_path, {"s-ava": "false", "s-ben": "false"}, "two")],
         root_account=root_account,

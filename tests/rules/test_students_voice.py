@@ -13,7 +13,7 @@ from linking.models import (
     LinkEnd,
     ObservationLink,
 )
-from linking.services import notifications, rules
+from linking.services import notifications, rules, safeguarding
 from linking.services.context import Actor
 from linking.services.errors import NotAuthorized
 from linking.services.links import link_observer, unlink_observer
@@ -161,7 +161,7 @@ def test_minor_ends_a_link_only_where_the_school_allows(w):
     assert "Pat Parent" in page and "End Pat Parent" not in page
     assert web.post(f"/pairing/observers/{link.pk}/end/").status_code == 403
     with pytest.raises(NotAuthorized):
-        rules.end_link_as_student(
+        safeguarding.end_link_as_student(
             link_id=link.pk, student=w.student, root_account=w.root, actor=Actor(user=w.student)
         )
     link.refresh_from_db()
@@ -189,7 +189,7 @@ def test_adult_always_may_end_and_sees_kind_and_since(w):
     _adult(w)
     page = _web(w.student).get("/pairing/").content.decode()
     assert "guardian" in page and "End Pat Parent" in page
-    rules.end_link_as_student(
+    safeguarding.end_link_as_student(
         link_id=link.pk, student=w.student, root_account=w.root, actor=Actor(user=w.student)
     )
     assert ObservationLink.objects.get(pk=link.pk).workflow_state == "deleted"
@@ -201,7 +201,7 @@ def test_after_the_student_ended_it_only_their_fresh_code_relinks_at_once(w, fro
     link, _ = link_observer(
         observer=w.parent, student=w.student, root_account=w.root, actor=Actor.system()
     )
-    rules.end_link_as_student(
+    safeguarding.end_link_as_student(
         link_id=link.pk, student=w.student, root_account=w.root, actor=Actor(user=w.student)
     )
     frozen_now.advance(minutes=1)
@@ -251,7 +251,7 @@ def test_a_second_request_does_not_activate_what_the_student_ended(w):
     link, _ = link_observer(
         observer=w.parent, student=w.student, root_account=w.root, actor=Actor.system()
     )
-    rules.end_link_as_student(
+    safeguarding.end_link_as_student(
         link_id=link.pk, student=w.student, root_account=w.root, actor=Actor(user=w.student)
     )
     for _attempt in range(2):

@@ -112,9 +112,9 @@ def world(schools, tmp_path, settings):
     )
     NotificationSettings.objects.get_or_create(root_account=school)
     # Who may observe (issue 16): a restriction and a protected student of B's.
-    from linking.services import rules
+    from linking.services import safeguarding
 
-    rules.record_restriction(
+    safeguarding.record_restriction(
         root_account=school,
         student=b["student"],
         observer_email="someone@b.test",
@@ -123,7 +123,7 @@ def world(schools, tmp_path, settings):
     )
     protected = factories.UserFactory(name="Student B protected")
     factories.LoginFactory(user=protected, root_account=school)
-    rules.protect_student(student=protected, root_account=school, actor=Actor.system())
+    safeguarding.protect_student(student=protected, root_account=school, actor=Actor.system())
     notifications.plan_all_pending()  # the queued e-mails and deliveries, as the sender makes them
     b["link"] = link
     return schools

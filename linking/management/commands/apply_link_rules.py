@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from linking.models import AuditSource
-from linking.services import rules
+from linking.services import safeguarding
 from linking.services.context import Actor
 
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--now is not an ISO 8601 date and time: {now!r}")
             if timezone.is_naive(moment):
                 moment = timezone.make_aware(moment)
-        run = rules.apply_link_rules(now=moment, actor=Actor.system(AuditSource.COMMAND))
+        run = safeguarding.apply_link_rules(now=moment, actor=Actor.system(AuditSource.COMMAND))
         self.stdout.write(
             f"ended {run.ended_by_date} link(s) past their end date; "
             f"coming of age changed {run.changed_by_coming_of_age} link(s)"

@@ -50,7 +50,7 @@ from ...models import (
     Term,
 )
 from ...models.lookups import any_of
-from .. import rules
+from .. import safeguarding
 from . import guard, user_observers
 from .apply import (
     Record,
@@ -200,7 +200,7 @@ COLUMNS["users/1.2"] = (
 )
 # Our extension columns, read when present (OneRoster's ``metadata.*`` convention),
 # never written by the exporter: users.csv may say a student is protected
-# (services.rules; "true", "false", or empty to leave it as it is).
+# (services.safeguarding; "true", "false", or empty to leave it as it is).
 PROTECTED_COLUMN = "metadata.observers.protected"
 EXTENSION_COLUMNS = {"users": (PROTECTED_COLUMN,)}
 # Values every row must have (besides sourcedId); a missing header for one is a file error.
@@ -890,7 +890,7 @@ class _Run:
         return record
 
     def _protection(self, file: FileReport, records: list) -> None:
-        """The extension column's protected flags of a chunk, through services.rules."""
+        """The extension column's protected flags of a chunk, through services.safeguarding."""
         flags = {
             r.values["user_id"]: r.values["protected"]
             for r in records
@@ -903,7 +903,7 @@ class _Run:
             .exclude(workflow_state=Login.State.DELETED)
             .values_list("sis_user_id", "user_id")
         )
-        protected, unprotected = rules.set_protection_from_sis(
+        protected, unprotected = safeguarding.set_protection_from_sis(
             root_account=self.root,
             flags={owners[sis]: flag for sis, flag in flags.items() if sis in owners},
             actor=self.ctx.actor,
