@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..models import AuditSource, ObservationRestriction, Permission, ProtectedStudent
+from ..models import Account, AuditSource, ObservationRestriction, Permission, ProtectedStudent
 from ..request_context import actor_from_request
 from ..services import rules, safeguarding
 from ..services.errors import LinkingError
@@ -50,8 +50,6 @@ class ObserverManagersOnly:
 
 
 def _root_account_field(admin_obj, db_field, request, kwargs):
-    from ..models import Account
-
     root_account = admin_tenant(request)
     roots = Account.objects.roots()
     kwargs["queryset"] = roots if root_account is None else roots.filter(pk=root_account.pk)
