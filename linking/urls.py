@@ -20,4 +20,11 @@ urlpatterns = [
     path("pairing/codes/", views.create_code, name="create_code"),
     path("pairing/codes/new/", views.new_code, name="new_code"),
     path("pairing/codes/<int:code_id>/revoke/", views.revoke_code, name="revoke_code"),
+    path("pairing/observers/<int:link_id>/end/", views.end_observer, name="end_observer"),
+    path(
+        "pairing/observers/<int:link_id>/approve/", views.approve_observer, name="approve_observer"
+    ),
+    path(
+        "pairing/observers/<int:link_id>/decline/", views.decline_observer, name="decline_observer"
+    ),
 ]

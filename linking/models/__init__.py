@@ -3,7 +3,7 @@
 from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
-from .links import LinkKind, LinkSource, ObservationLink
+from .links import LinkEnd, LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
     EmailNotification,
@@ -15,10 +15,12 @@ from .notifications import (
 from .pairing import PairingCode
 from .people import AccessToken, Login, User, derive_sortable_name
 from .ratelimit import RateLimitCounter
+from .rules import ComingOfAge, ObservationRestriction, ProtectedStudent
 from .sis import SisBatch
 from .tenancy import (
     Account,
     AccountAdmin,
+    ComingOfAgePolicy,
     CourseRoleOverride,
     Permission,
     Role,
@@ -32,6 +34,8 @@ __all__ = [
     "AuditAction",
     "AuditEvent",
     "AuditSource",
+    "ComingOfAge",
+    "ComingOfAgePolicy",
     "Course",
     "CourseRoleOverride",
     "DeliveryStatus",
@@ -39,13 +43,16 @@ __all__ = [
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
+    "LinkEnd",
     "LinkKind",
     "LinkSource",
     "Login",
     "NotificationSettings",
     "ObservationLink",
+    "ObservationRestriction",
     "PairingCode",
     "Permission",
+    "ProtectedStudent",
     "RateLimitCounter",
     "Role",
     "SelfRegistration",

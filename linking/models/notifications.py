@@ -83,6 +83,10 @@ class EmailNotification(models.Model):
             _("new observer (to the student's other observers)"),
         )
         LINK_REMOVED_TO_OBSERVER = "link_removed.observer", _("link removed (to the observer)")
+        APPROVAL_TO_STUDENT = (
+            "approval.student",
+            _("a link awaits approval (to the student)"),
+        )
         STAFF_LINK_TO_OBSERVER = (
             "staff_link.observer",
             _("link made by staff or SIS (to the observer)"),

@@ -11,6 +11,12 @@ class SelfRegistration(models.TextChoices):
     ALL = "all", _("Everybody")
 
 
+class ComingOfAgePolicy(models.TextChoices):
+    KEEP = "keep", _("Keep the links")
+    ASK = "ask", _("Ask the student to approve each link")
+    END = "end", _("End the links")
+
+
 class AccountQuerySet(models.QuerySet):
     def roots(self) -> "AccountQuerySet":
         return self.filter(parent__isnull=True)
@@ -58,6 +64,28 @@ class Account(models.Model):
         help_text=_("Allow observers to link by typing the student's login and password."),
     )
     avatars_enabled = models.BooleanField(default=False)
+    age_of_majority = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=18,
+        db_default=18,
+        help_text=_(
+            "Students this old (by their birth date) approve their own new observers. "
+            "Empty: no age rule."
+        ),
+    )
+    coming_of_age_policy = models.CharField(
+        max_length=8,
+        choices=ComingOfAgePolicy,
+        default=ComingOfAgePolicy.KEEP,
+        db_default=ComingOfAgePolicy.KEEP,
+        help_text=_("What happens to a student's existing observers when they come of age."),
+    )
+    students_may_end_links = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=_("Let students under the age of majority end their observers' links."),
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -80,6 +108,11 @@ class Account(models.Model):
                 condition=Q(pairing_code_lifetime_hours__gte=1)
                 & Q(pairing_code_lifetime_hours__lte=24 * 90),
                 name="account_code_lifetime_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(age_of_majority__isnull=True)
+                | (Q(age_of_majority__gte=1) & Q(age_of_majority__lte=99)),
+                name="account_age_of_majority_range",
             ),
             models.UniqueConstraint(
                 fields=["root_account", "sis_account_id"],

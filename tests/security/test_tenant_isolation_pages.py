@@ -24,7 +24,9 @@ from linking.models import (
     Login,
     NotificationSettings,
     ObservationLink,
+    ObservationRestriction,
     PairingCode,
+    ProtectedStudent,
     Role,
     SisBatch,
     UnrecognisedLinkReport,
@@ -64,6 +66,8 @@ def snapshot(world):
         WebhookEndpoint: Q(root_account=school),
         NotificationSettings: Q(root_account=school),
         UnrecognisedLinkReport: Q(root_account=school),
+        ObservationRestriction: Q(root_account=school),
+        ProtectedStudent: Q(root_account=school),
     }
     return {
         model.__name__: list(model.objects.filter(q).order_by("pk").values())
@@ -107,6 +111,19 @@ def world(schools, tmp_path, settings):
         root_account=school, link=link, observer=b["parent"], student=b["student"]
     )
     NotificationSettings.objects.get_or_create(root_account=school)
+    # Who may observe (issue 16): a restriction and a protected student of B's.
+    from linking.services import safeguarding
+
+    safeguarding.record_restriction(
+        root_account=school,
+        student=b["student"],
+        observer_email="someone@b.test",
+        reason="Secret B reason",
+        actor=Actor.system(),
+    )
+    protected = factories.UserFactory(name="Student B protected")
+    factories.LoginFactory(user=protected, root_account=school)
+    safeguarding.protect_student(student=protected, root_account=school, actor=Actor.system())
     notifications.plan_all_pending()  # the queued e-mails and deliveries, as the sender makes them
     b["link"] = link
     return schools
@@ -262,7 +279,15 @@ def _portal_names():
 
 def _portal_url(name, world):
     b = world["b"]
-    kwargs = {"remove_student": {"link_id": b["link"].pk}, "revoke_code": {"code_id": b["code"].pk}}
+    link = {"link_id": b["link"].pk}
+    kwargs = {
+        "remove_student": link,
+        "revoke_code": {"code_id": b["code"].pk},
+        # The student's voice (issue 16): B's link, ended, approved or declined from A.
+        "end_observer": link,
+        "approve_observer": link,
+        "decline_observer": link,
+    }
     return reverse(f"linking:{name}", kwargs=kwargs.get(name))
 
 
@@ -297,7 +322,13 @@ def test_every_page_with_an_object_id_is_covered():
         for p in portal_urls.urlpatterns
         if isinstance(p, URLPattern) and p.pattern.converters
     }
-    assert with_ids == {"remove_student", "revoke_code"}
+    assert with_ids == {
+        "remove_student",
+        "revoke_code",
+        "end_observer",
+        "approve_observer",
+        "decline_observer",
+    }
 
 
 def test_school_b_own_people_can_remove_their_link_and_revoke_their_code(world):
