@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('linking', '0008_rate_limit_growing_window'),
+        ("linking", "0009_enrollment_observer_index_led_by_student"),
     ]
 
     operations = [
