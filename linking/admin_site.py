@@ -29,9 +29,14 @@ class ObserversAdminSite(admin.AdminSite):
         return StaffLoginForm
 
     def login(self, request, extra_context=None):
+        from linking.services import sso
         from linking.services.errors import RateLimited
         from linking.views import rate_limited
 
+        extra_context = {
+            **(extra_context or {}),
+            "sso_provider": sso.provider_for(getattr(request, "root_account", None)),
+        }
         try:
             return super().login(request, extra_context)
         except RateLimited as error:

@@ -37,4 +37,5 @@ def actor_from_request(request, source: str = AuditSource.API) -> Actor:
         source=source,
         ip_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+        request_id=getattr(request, "request_id", ""),
     )

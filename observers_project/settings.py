@@ -68,6 +68,15 @@ if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY
 # rotating session signing does not invalidate every stored token and code.
 HASH_KEY = env_str("HASH_KEY", SECRET_KEY)
 
+# Single sign-on (linking.services.sso): the schools' OpenID Connect client
+# secrets are stored encrypted under a key derived from SSO_ENCRYPTION_KEY
+# (HASH_KEY unless set). Previous keys still decrypt while
+# `manage.py rotate_sso_secrets` re-encrypts under the new one.
+SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", HASH_KEY)
+SSO_ENCRYPTION_PREVIOUS_KEYS = env_list("SSO_ENCRYPTION_PREVIOUS_KEYS", [])
+# Seconds to wait for a provider's discovery, keys and token endpoints.
+SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 10)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["*"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the served host names in production")
@@ -170,7 +179,10 @@ else:
 CACHES = {"default": _cache}
 
 AUTH_USER_MODEL = "linking.User"
-AUTHENTICATION_BACKENDS = ["linking.auth_backends.LoginBackend"]
+AUTHENTICATION_BACKENDS = [
+    "linking.auth_backends.LoginBackend",
+    "linking.auth_backends.SchoolIdentityProviderBackend",
+]
 PASSWORD_HASHERS = env_list(
     "PASSWORD_HASHERS",
     [

@@ -16,6 +16,7 @@ from .pairing import PairingCode
 from .people import AccessToken, Login, User, derive_sortable_name
 from .ratelimit import RateLimitCounter
 from .sis import SisBatch
+from .sso import IdentityProvider, SsoMatch
 from .tenancy import (
     Account,
     AccountAdmin,
@@ -39,6 +40,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
+    "IdentityProvider",
     "LinkKind",
     "LinkSource",
     "Login",
@@ -50,6 +52,7 @@ __all__ = [
     "Role",
     "SelfRegistration",
     "SisBatch",
+    "SsoMatch",
     "Term",
     "UnrecognisedLinkReport",
     "User",

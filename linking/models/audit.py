@@ -15,6 +15,8 @@ class AuditAction(models.TextChoices):
     CREDENTIALS_FAILED = "credentials.failed", _("failed credential check")
     TOKEN_ISSUED = "access_token.issued", _("access token issued")
     TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
+    SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
+    SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
 
 
 class AuditSource(models.TextChoices):
@@ -72,6 +74,9 @@ class AuditEvent(models.Model):
     )
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # The X-Request-ID of the HTTP request that caused the event (also in the
+    # JSON logs), so an event can be traced to its log lines.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Set when the event may cause e-mails or webhook deliveries that are not
