@@ -423,6 +423,13 @@ class ObservationLinkAddForm(forms.ModelForm):
                 raise forms.ValidationError(error.message, code=error.code) from error
         return data
 
+    def _get_validation_exclusions(self):
+        # The service decides, not the table's constraints on the pair: a
+        # removed link of the same pair is restored (not refused as "already
+        # exists"), and a self-link was refused in clean() in the staff's
+        # words. Django skips the constraints on excluded fields.
+        return {*super()._get_validation_exclusions(), "observer", "student"}
+
 
 class LinkAuditInline(ReadOnlyTabularInline):
     model = AuditEvent
