@@ -59,7 +59,6 @@ def test_gunicorn_with_the_deploy_config_serves_and_adds_up_metrics_of_its_worke
         CACHE_URL="db://observers_cache",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",
-        SECURE_SSL_REDIRECT="false",
     )
     python = sys.executable
     for command in (["migrate", "-v0"], ["createcachetable"]):
@@ -95,6 +94,10 @@ def test_gunicorn_with_the_deploy_config_serves_and_adds_up_metrics_of_its_worke
         # Many requests over fresh connections land on both workers.
         for _ in range(20):
             assert requests.get(f"{base}/health", timeout=5).status_code == 200
+        # Pages still go to HTTPS; the probes answer over plain HTTP.
+        page = requests.get(f"{base}/login/", timeout=5, allow_redirects=False)
+        assert page.status_code == 301
+        assert page.headers["Location"].startswith("https://")
         metrics = requests.get(f"{base}/metrics", timeout=5)
         assert metrics.status_code == 200
         total = 0.0
