@@ -159,7 +159,7 @@ def oidc_client(provider: IdentityProvider) -> DjangoOAuth2App:
         client_kwargs={
             "scope": provider.scopes,
             "code_challenge_method": "S256",
-            "timeout": settings.SSO_HTTP_TIMEOUT_SECONDS,
+            "default_timeout": settings.SSO_HTTP_TIMEOUT_SECONDS,
         },
         **metadata,
     )

@@ -402,3 +402,27 @@ def test_issuer_on_this_machine_is_refused_in_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(sso.InvalidProviderSettings):
         sso.check_issuer("http://127.0.0.1:8080")
+
+
+def test_a_provider_that_never_answers_times_out_into_a_page(web, root_account, settings):
+    import socket
+    import time
+
+    settings.SSO_HTTP_TIMEOUT_SECONDS = 1
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        sso.save_identity_provider(
+            root_account=root_account,
+            name="Slow",
+            issuer=f"http://127.0.0.1:{port}",
+            client_id="x",
+            client_secret="y",
+        )
+        started = time.monotonic()
+        response = web.get("/login/sso/")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 502
+    assert "Sign-in with Slow did not complete" in response.content.decode()
+    assert elapsed < 10
