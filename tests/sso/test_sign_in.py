@@ -426,3 +426,18 @@ def test_a_provider_that_never_answers_times_out_into_a_page(web, root_account, 
     assert response.status_code == 502
     assert "Sign-in with Slow did not complete" in response.content.decode()
     assert elapsed < 10
+
+
+def test_sign_in_page_and_refusal_in_spanish(web, root_account, configure_sso, oidc_provider):
+    configure_sso(root_account, name="Google", required_for_students=True)
+    page = web.get("/login/", HTTP_ACCEPT_LANGUAGE="es")
+    body = page.content.decode()
+    assert "Iniciar sesión con Google" in body
+    assert "Los estudiantes inician sesión con Google." in body
+
+    oidc_provider.set_person("nadie", email="nadie@riverside.test")
+    web.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+    response = sign_in_with_provider(web, oidc_provider, "nadie")
+    assert response.status_code == 403
+    assert "Todavía no tiene una cuenta aquí" in response.content.decode()
+    assert signed_in_user_id(web) is None
