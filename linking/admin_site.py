@@ -48,7 +48,7 @@ class ObserversAdminSite(admin.AdminSite):
         from django.urls import reverse
 
         from linking.admin.tenancy import admin_tenant
-        from linking.models import SisBatch
+        from linking.models import IdentityProvider, SisBatch
         from linking.services import staff_home
 
         tenant = admin_tenant(request) if self.has_permission(request) else None
@@ -57,12 +57,14 @@ class ObserversAdminSite(admin.AdminSite):
             for item in staff_home.needs_attention(tenant)
         ]
         sis_admin = self._registry.get(SisBatch)
+        sso_admin = self._registry.get(IdentityProvider)
         extra_context = {
             **(extra_context or {}),
             "attention": attention,
             "attention_total": sum(entry["item"].count for entry in attention),
             "can_read_sis": bool(sis_admin and sis_admin.has_view_permission(request)),
             "can_import_sis": bool(sis_admin and sis_admin.has_import_permission(request)),
+            "can_configure_sso": bool(sso_admin and sso_admin.has_view_permission(request)),
             "school": tenant,
         }
         return super().index(request, extra_context)

@@ -63,6 +63,25 @@ class IdentityProviderAdmin(TenantScopedAdmin):
     readonly_fields = ["created_at", "updated_at"]
     allow_delete = True
 
+    # Whoever controls the provider can sign in as anyone of the school.
+    def _may_configure(self, request) -> bool:
+        return sso_services.may_configure(request.user, admin_tenant(request))
+
+    def has_module_permission(self, request):
+        return self._may_configure(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._may_configure(request)
+
+    def has_add_permission(self, request):
+        return self._may_configure(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_configure(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_configure(request) and super().has_delete_permission(request, obj)
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "root_account":
             tenant = admin_tenant(request)

@@ -24,7 +24,19 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from ..models import Account, AuditAction, IdentityProvider, Login, SsoMatch, User
+from ..models import (
+    Account,
+    AccountAdmin,
+    AuditAction,
+    Enrollment,
+    EnrollmentState,
+    EnrollmentType,
+    IdentityProvider,
+    Login,
+    Role,
+    SsoMatch,
+    User,
+)
 from . import secret_box
 from .audit import record_event
 from .context import Actor
@@ -222,6 +234,22 @@ def sign_in(*, provider: IdentityProvider, claims: dict, actor: Actor) -> User:
     return login.user
 
 
+STAFF_ENROLLMENT_TYPES = [EnrollmentType.TEACHER, EnrollmentType.TA, EnrollmentType.DESIGNER]
+
+
+def is_school_staff(user: User, root_account: Account) -> bool:
+    """Staff for single sign-on: an admin of the school, or a teacher, TA or designer there."""
+    if user.is_staff and is_account_member(user, root_account):
+        return True
+    return (
+        Enrollment.objects.filter(
+            user=user, root_account=root_account, type__in=STAFF_ENROLLMENT_TYPES
+        )
+        .exclude(workflow_state__in=[EnrollmentState.DELETED, EnrollmentState.REJECTED])
+        .exists()
+    )
+
+
 def required_provider(user: User, root_account: Account) -> IdentityProvider | None:
     """The provider this person must sign in with at this school, or None if a password will do."""
     provider = provider_for(root_account)
@@ -229,11 +257,31 @@ def required_provider(user: User, root_account: Account) -> IdentityProvider | N
         return None
     if not (provider.required_for_staff or provider.required_for_students):
         return None
-    if provider.required_for_staff and user.is_staff and is_account_member(user, root_account):
+    if provider.required_for_staff and is_school_staff(user, root_account):
         return provider
     if provider.required_for_students and is_pairable_student(user, root_account):
         return provider
     return None
+
+
+def may_configure(user: User, root_account: Account | None) -> bool:
+    """Who may set up a school's provider: site superusers and the school's full account admins.
+
+    Whoever controls the provider can sign in as anyone of the school, so a
+    custom role (an office clerk's) is not enough: only the built-in
+    AccountAdmin role is.
+    """
+    if user.is_superuser:
+        return True
+    if root_account is None:
+        return False
+    return AccountAdmin.objects.filter(
+        user=user,
+        root_account=root_account,
+        workflow_state=AccountAdmin.State.ACTIVE,
+        role__name=Role.ACCOUNT_ADMIN,
+        role__root_account__isnull=True,
+    ).exists()
 
 
 class SecretsUnreadable(SsoError):

@@ -82,3 +82,22 @@ def test_staff_cannot_set_up_or_see_another_schools_provider(
     assert IdentityProvider.objects.get(pk=provider_b.pk).client_id == "b"
     # The other school's staff see theirs.
     assert "External Clever" in client_for(staff_b, SCHOOL_B).get(URL).content.decode()
+
+
+def test_only_full_account_admins_may_set_up_single_sign_on(root_account, make_user):
+    from linking.services.accounts import make_account_admin
+    from tests import factories
+
+    clerk = make_user("Carl Clerk", root_account)
+    role = factories.RoleFactory(
+        root_account=root_account, name="Office", manage_user_observers=True, read_sis=True
+    )
+    make_account_admin(user=clerk, account=root_account, role=role)
+    admin = client_for(clerk, SCHOOL_A)
+
+    assert admin.get(URL).status_code == 403
+    assert admin.post(f"{URL}add/", _form(root_account)).status_code == 403
+    assert not IdentityProvider.objects.exists()
+    home = admin.get("/admin/").content.decode()
+    assert "Single sign-on" not in home
+    assert sso.may_configure(clerk, root_account) is False

@@ -441,3 +441,23 @@ def test_sign_in_page_and_refusal_in_spanish(web, root_account, configure_sso, o
     assert response.status_code == 403
     assert "Todavía no tiene una cuenta aquí" in response.content.decode()
     assert signed_in_user_id(web) is None
+
+
+def test_teachers_count_as_staff_when_sso_is_required(web, root_account, configure_sso, person):
+    configure_sso(root_account, required_for_staff=True)
+    teacher = person(root_account, "teacher@riverside.test", name="Tess Teacher")
+    enroll_user(user=teacher, course=factories.CourseFactory(account=root_account), type="teacher")
+
+    response = _password_sign_in(web, "teacher@riverside.test")
+
+    assert response.status_code == 200
+    assert "Your school signs you in with Riverside Google" in response.content.decode()
+    assert signed_in_user_id(web) is None
+
+
+def test_a_forged_callback_is_refused_with_a_page(web, root_account, configure_sso):
+    configure_sso(root_account)
+    response = web.get("/login/sso/callback/?code=forged&state=forged")
+    assert response.status_code == 502
+    assert signed_in_user_id(web) is None
+    assert not AuditEvent.objects.filter(action=AuditAction.SSO_SIGNED_IN).exists()
