@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Account, IdentityProvider
+from ..models import Account, AuditSource, IdentityProvider
+from ..request_context import actor_from_request
 from ..services import sso as sso_services
 from .tenancy import TenantScopedAdmin, admin_tenant
 
@@ -103,6 +104,7 @@ class IdentityProviderAdmin(TenantScopedAdmin):
             enabled=data["enabled"],
             required_for_staff=data["required_for_staff"],
             required_for_students=data["required_for_students"],
+            actor=actor_from_request(request, AuditSource.ADMIN),
         )
         obj.pk = saved.pk
         obj.client_secret_encrypted = saved.client_secret_encrypted

@@ -17,6 +17,7 @@ class AuditAction(models.TextChoices):
     TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
     SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
     SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
+    SSO_CONFIGURED = "sso.configured", _("single sign-on provider saved")
 
 
 class AuditSource(models.TextChoices):

@@ -105,8 +105,12 @@ def save_identity_provider(
     enabled: bool = True,
     required_for_staff: bool = False,
     required_for_students: bool = False,
+    actor: Actor | None = None,
 ) -> IdentityProvider:
     """Create or update the school's provider; an empty ``client_secret`` keeps the stored one.
+
+    Recorded on the audit trail (``sso.configured``: what was set, whether
+    the secret changed, never the secret).
 
     Raises InvalidProviderSettings for a sub-account, a non-https issuer, a
     missing client id or secret, or scopes without ``openid``.
@@ -138,6 +142,22 @@ def save_identity_provider(
     provider.required_for_students = required_for_students
     provider.save()
     cache.delete(_metadata_key(provider))
+    record_event(
+        action=AuditAction.SSO_CONFIGURED,
+        actor=actor or Actor.system(),
+        root_account=root_account,
+        detail={
+            "name": provider.name,
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "client_secret_changed": bool(client_secret),
+            "match_by": provider.match_by,
+            "claim": provider.claim,
+            "enabled": provider.enabled,
+            "required_for_staff": provider.required_for_staff,
+            "required_for_students": provider.required_for_students,
+        },
+    )
     return provider
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from linking.models import IdentityProvider
+from linking.models import AuditAction, AuditEvent, IdentityProvider
 from linking.services import secret_box, sso
 from tests.admin.conftest import SCHOOL_A, SCHOOL_B, client_for
 
@@ -36,6 +36,14 @@ def test_staff_add_their_schools_provider(staff_a, root_account):
     assert provider.required_for_staff and not provider.required_for_students
     assert "the-client-secret" not in provider.client_secret_encrypted
     assert secret_box.decrypt(provider.client_secret_encrypted) == "the-client-secret"
+    event = AuditEvent.objects.get(action=AuditAction.SSO_CONFIGURED)
+    assert (event.actor_id, event.source, event.root_account_id) == (
+        staff_a.pk,
+        "admin",
+        root_account.pk,
+    )
+    assert event.detail["client_secret_changed"] is True
+    assert "the-client-secret" not in str(event.detail)
     page = admin.get(f"{URL}{provider.pk}/change/").content.decode()
     assert "the-client-secret" not in page
     assert provider.client_secret_encrypted not in page
@@ -47,6 +55,8 @@ def test_staff_add_their_schools_provider(staff_a, root_account):
     assert response.status_code == 302
     provider.refresh_from_db()
     assert provider.name == "Entra"
+    latest = AuditEvent.objects.filter(action=AuditAction.SSO_CONFIGURED).first()
+    assert latest.detail["client_secret_changed"] is False
     assert secret_box.decrypt(provider.client_secret_encrypted) == "the-client-secret"
 
 
