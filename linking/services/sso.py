@@ -117,6 +117,8 @@ def save_identity_provider(
     """
     if not root_account.is_root:
         raise InvalidProviderSettings("Single sign-on is set up on a school (root account).")
+    if not name.strip():
+        raise InvalidProviderSettings("Name the provider (it is shown on the sign-in button).")
     issuer = check_issuer(issuer)
     if not client_id.strip():
         raise InvalidProviderSettings("The client id is required.")
