@@ -3,13 +3,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import sso_views, views
 
 app_name = "linking"
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/sso/", sso_views.start, name="sso_start"),
+    path("login/sso/callback/", sso_views.callback, name="sso_callback"),
     path("signup/", views.signup, name="signup"),
     path("pair", views.pair, name="pair"),
     path("observing/", views.observing, name="observing"),

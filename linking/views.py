@@ -42,7 +42,7 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
-from .services import notifications, registration, rules, safeguarding
+from .services import notifications, registration, rules, safeguarding, sso
 from .services import pairing as pairing_service
 from .services.errors import (
     FeatureDisabled,
@@ -161,6 +161,11 @@ class LoginView(auth_views.LoginView):
             return super().post(request, *args, **kwargs)
         except RateLimited as error:
             return rate_limited(request, error)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["sso_provider"] = sso.provider_for(self.request.root_account)
+        return context
 
 
 @school_member_required

@@ -444,9 +444,11 @@ class ObservationLinkAddForm(forms.ModelForm):
         return data
 
     def _get_validation_exclusions(self):
-        # A removed link of the pair is restored by the service, not refused
-        # as a duplicate: the pair's constraints are the service's to check.
-        return {*super()._get_validation_exclusions(), "observer"}
+        # The service decides, not the table's constraints on the pair: a
+        # removed link of the same pair is restored (not refused as "already
+        # exists"), and a self-link was refused in clean() in the staff's
+        # words. Django skips the constraints on excluded fields.
+        return {*super()._get_validation_exclusions(), "observer", "student"}
 
 
 class ObservationLinkChangeForm(forms.ModelForm):

@@ -17,6 +17,7 @@ from .people import AccessToken, Login, User, derive_sortable_name
 from .ratelimit import RateLimitCounter
 from .rules import ComingOfAge, ObservationRestriction, ProtectedStudent
 from .sis import SisBatch
+from .sso import IdentityProvider, SsoMatch
 from .tenancy import (
     Account,
     AccountAdmin,
@@ -44,6 +45,7 @@ __all__ = [
     "EnrollmentState",
     "EnrollmentType",
     "LinkEnd",
+    "IdentityProvider",
     "LinkKind",
     "LinkSource",
     "Login",
@@ -57,6 +59,7 @@ __all__ = [
     "Role",
     "SelfRegistration",
     "SisBatch",
+    "SsoMatch",
     "Term",
     "UnrecognisedLinkReport",
     "User",

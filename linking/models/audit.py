@@ -23,6 +23,9 @@ class AuditAction(models.TextChoices):
     CREDENTIALS_FAILED = "credentials.failed", _("failed credential check")
     TOKEN_ISSUED = "access_token.issued", _("access token issued")
     TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
+    SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
+    SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
+    SSO_CONFIGURED = "sso.configured", _("single sign-on provider saved")
 
 
 class AuditSource(models.TextChoices):
@@ -80,6 +83,9 @@ class AuditEvent(models.Model):
     )
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # The X-Request-ID of the HTTP request that caused the event (also in the
+    # JSON logs), so an event can be traced to its log lines.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Set when the event may cause e-mails or webhook deliveries that are not

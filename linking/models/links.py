@@ -113,10 +113,18 @@ class ObservationLink(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["observer", "student", "root_account"], name="link_unique_pair_per_root"
+                fields=["observer", "student", "root_account"],
+                name="link_unique_pair_per_root",
+                violation_error_message=_(
+                    "This observer is already linked to this student at this school."
+                ),
             ),
             models.CheckConstraint(
-                condition=~Q(observer=models.F("student")), name="link_not_observing_self"
+                condition=~Q(observer=models.F("student")),
+                name="link_not_observing_self",
+                violation_error_message=_(
+                    "A person cannot observe themselves: choose a different observer or student."
+                ),
             ),
         ]
         indexes = [

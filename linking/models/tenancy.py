@@ -99,15 +99,24 @@ class Account(models.Model):
                 condition=(Q(parent__isnull=True) & Q(root_account__isnull=True))
                 | (Q(parent__isnull=False) & Q(root_account__isnull=False)),
                 name="account_root_iff_no_parent",
+                violation_error_message=_(
+                    "A school (root account) has no parent account; a sub-account must have one."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(domain__isnull=True) | Q(parent__isnull=True),
                 name="account_domain_only_on_root",
+                violation_error_message=_(
+                    "Only a school (root account) has a domain; leave it empty for a sub-account."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(pairing_code_lifetime_hours__gte=1)
                 & Q(pairing_code_lifetime_hours__lte=24 * 90),
                 name="account_code_lifetime_range",
+                violation_error_message=_(
+                    "Pairing codes must stay valid between 1 hour and 90 days (2160 hours)."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(age_of_majority__isnull=True)
@@ -118,6 +127,9 @@ class Account(models.Model):
                 fields=["root_account", "sis_account_id"],
                 condition=Q(sis_account_id__isnull=False),
                 name="account_unique_sis_id_per_root",
+                violation_error_message=_(
+                    "Another account of this school already has this SIS id."
+                ),
             ),
         ]
 
@@ -177,11 +189,16 @@ class Role(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["root_account", "name"], name="role_unique_name"),
+            models.UniqueConstraint(
+                fields=["root_account", "name"],
+                name="role_unique_name",
+                violation_error_message=_("This school already has a role with this name."),
+            ),
             models.UniqueConstraint(
                 fields=["name"],
                 condition=Q(root_account__isnull=True),
                 name="role_unique_builtin_name",
+                violation_error_message=_("A built-in role with this name already exists."),
             ),
         ]
 
@@ -212,7 +229,9 @@ class AccountAdmin(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "account", "role"], name="account_admin_unique_membership"
+                fields=["user", "account", "role"],
+                name="account_admin_unique_membership",
+                violation_error_message=_("This person already has this role in this account."),
             ),
         ]
         indexes = [models.Index(fields=["user", "root_account"], name="account_admin_user_root")]
@@ -256,6 +275,9 @@ class CourseRoleOverride(models.Model):
             models.UniqueConstraint(
                 fields=["account", "enrollment_type", "permission"],
                 name="course_role_override_unique",
+                violation_error_message=_(
+                    "This permission is already set for this role in this account."
+                ),
             ),
         ]
 

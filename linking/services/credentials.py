@@ -12,7 +12,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from ..models import Account, AuditAction, Login, User
-from . import ratelimit
+from . import ratelimit, sso
 from .audit import record_event
 from .context import Actor
 from .errors import FeatureDisabled, InvalidCredentials, LinkingError, UnknownObservee
@@ -48,7 +48,10 @@ def sign_in(
     Returns the user (or None) and, after a failure, the tries left before
     the login id or the address is paused. Raises RateLimited, counting
     nothing, when either budget is used up; a right password is refused
-    then too, which is what keeps guessing at the limit.
+    then too, which is what keeps guessing at the limit. Raises
+    sso.SsoRequired for a right password of someone the school signs in
+    through its provider (checked only after the password matched, so the
+    rule reveals nothing to a guesser).
     """
     reservation = ratelimit.reserve(
         ratelimit.budgets_for(root_account=root_account, login_id=unique_id, ip_address=ip_address)
@@ -57,6 +60,9 @@ def sign_in(
     if not _password_matches(login, password) or not login.user.is_active:
         return None, reservation.tries_left
     reservation.release()
+    provider = sso.required_provider(login.user, root_account)
+    if provider is not None:
+        raise sso.SsoRequired(provider)
     Login.objects.filter(pk=login.pk).update(last_login_at=timezone.now())
     return login.user, None
 

@@ -135,7 +135,9 @@ def check_staff_link(
     verdict: PENDING when the student must approve the link first.
     """
     if observer.pk == student.pk:
-        raise CannotObserveSelf()
+        raise CannotObserveSelf(
+            "The observer and the student are the same person: a person cannot observe themselves."
+        )
     if root_account.pk not in common_root_account_ids(observer, student):
         raise NoCommonRootAccount(
             "The observer and the student must both belong to this institution."

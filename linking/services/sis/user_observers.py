@@ -411,6 +411,7 @@ _AUDIT_COLUMNS = (
     "root_account_id",
     "ip_address",
     "user_agent",
+    "request_id",
     "created_at",
     "notifications_pending",
     "emails_suppressed",
@@ -616,6 +617,7 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         ctx.root_account.pk,
         field("ip_address").get_db_prep_save(actor.ip_address, connection),
         (actor.user_agent or "")[:512],
+        (actor.request_id or "")[:64],
         _db_datetime(timezone.now()),
         # Every change here is a link event of this root account: the
         # notification planner picks them up like record_event's.
