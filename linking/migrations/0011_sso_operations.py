@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('linking', '0009_enrollment_observer_index_led_by_student'),
+        ("linking", "0010_who_may_observe"),
     ]
 
     operations = [
