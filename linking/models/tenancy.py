@@ -122,6 +122,9 @@ class Account(models.Model):
                 condition=Q(age_of_majority__isnull=True)
                 | (Q(age_of_majority__gte=1) & Q(age_of_majority__lte=99)),
                 name="account_age_of_majority_range",
+                violation_error_message=_(
+                    "The age of majority must be between 1 and 99, or empty for none."
+                ),
             ),
             models.UniqueConstraint(
                 fields=["root_account", "sis_account_id"],
