@@ -262,6 +262,7 @@ else:
 # receivers work with `make run`).
 OBSERVERS_NOTIFICATION_RETRY_HOURS = env_int("NOTIFICATION_RETRY_HOURS", 72)
 OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS = env_int("NOTIFICATION_RETRY_BASE_SECONDS", 60)
+OBSERVERS_NOTIFICATION_RETRY_JITTER = 0.2
 # The whole of one post (connect, send, every byte of the answer) must fit in this.
 OBSERVERS_WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 # Posts in flight at once in one delivery task (one keep-alive connection each).

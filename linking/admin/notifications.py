@@ -92,6 +92,14 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["root_account", "url", "description", "events", "is_active", "secret"]
 
+    def clean_secret(self):
+        secret = self.cleaned_data["secret"].strip()
+        try:
+            webhook_services.check_secret(secret)
+        except webhook_services.InvalidWebhookSecret as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return secret
+
     def clean_url(self):
         url = self.cleaned_data["url"]
         try:

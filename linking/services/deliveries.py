@@ -30,10 +30,10 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
 MAX_RETRY_DELAY = timedelta(hours=6)
 MAX_RETRY_AFTER = timedelta(hours=24)
-JITTER = 0.2
 # Room left between the last post's deadline and the claim's end.
 CLAIM_MARGIN_SECONDS = 2.0
 
@@ -93,12 +92,16 @@ def retry_window() -> timedelta:
     return timedelta(hours=settings.OBSERVERS_NOTIFICATION_RETRY_HOURS)
 
 
-def retry_delay(attempts: int, *, jitter: Callable[[], float] | None = None) -> timedelta:
-    """The wait after the ``attempts``-th failure: base x 2^(attempts-1), capped, +-20 %."""
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failure: base x 2^(attempts-1), capped, with jitter.
+
+    Jitter (``OBSERVERS_NOTIFICATION_RETRY_JITTER``, +-20 % by default) keeps
+    the retries of many deliveries that failed together from arriving together.
+    """
     base = settings.OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS
     delay = min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
-    factor = 1 + (jitter or (lambda: _random.uniform(-JITTER, JITTER)))()
-    return delay * factor
+    spread = settings.OBSERVERS_NOTIFICATION_RETRY_JITTER
+    return delay * (1 + _random.uniform(-spread, spread)) if spread else delay
 
 
 def next_attempt_at(
@@ -203,7 +206,8 @@ def _post_batch(
         refused = exc.message if "only http" in exc.message else f"refused: {exc.message}"
         return [(row, webhooks.Outcome(None, "", refused, now, 0)) for row in rows]
     except (OSError, UnicodeError) as exc:
-        error = f"could not resolve {endpoint.url}: {type(exc).__name__}: {exc}"[:1000]
+        host = urlsplit(endpoint.url).hostname
+        error = f"could not resolve {host}: {type(exc).__name__}: {exc}"[:1000]
         return [(row, webhooks.Outcome(None, "", error, now, 0)) for row in rows]
     chains: dict[str, list[WebhookDelivery]] = {}
     for row in rows:

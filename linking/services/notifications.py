@@ -343,8 +343,13 @@ def render_email(message: EmailNotification) -> EmailNotification:
         }
         subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
         message.subject = subject[:255]
-        message.body_text = render_to_string(f"{template}.txt", context)
-        message.body_html = render_to_string(f"{template}.html", context)
+        preferences = unsubscribe_url(recipient=recipient, root_account=message.root_account)
+        message.body_text = render_to_string(f"{template}.txt", context) + _preferences_footer(
+            preferences
+        )
+        message.body_html = _with_preferences_link(
+            render_to_string(f"{template}.html", context), preferences
+        )
     return message
 
 
@@ -560,22 +565,22 @@ def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
                 report.failed += 1
                 continue
             message.save(update_fields=["subject", "body_text", "body_html"])
-        preferences = unsubscribe_url(
-            recipient=message.recipient, root_account=message.root_account
-        )
+        headers = {"Auto-Submitted": "auto-generated"}
+        if message.recipient is not None:
+            preferences = unsubscribe_url(
+                recipient=message.recipient, root_account=message.root_account
+            )
+            headers["List-Unsubscribe"] = f"<{preferences}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email = EmailMultiAlternatives(
             subject=message.subject,
-            body=message.body_text + _preferences_footer(message, preferences),
+            body=message.body_text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[message.to_email],
-            headers={
-                "Auto-Submitted": "auto-generated",
-                "List-Unsubscribe": f"<{preferences}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
+            headers=headers,
             connection=mail_connection,
         )
-        email.attach_alternative(_with_preferences_link(message, preferences), "text/html")
+        email.attach_alternative(message.body_html, "text/html")
         try:
             email.send()
         except Exception as exc:  # any failure of the mail server is retried
@@ -602,15 +607,13 @@ def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
     return report
 
 
-def _preferences_footer(message: EmailNotification, url: str) -> str:
-    with translation.override(message.language or settings.LANGUAGE_CODE):
-        return "\n\n-- \n" + str(_("Choose which e-mails you get: %(url)s") % {"url": url}) + "\n"
+def _preferences_footer(url: str) -> str:
+    """The text e-mail's last lines (rendered inside the message's language)."""
+    return "\n-- \n" + _("Choose which e-mails you get: %(url)s") % {"url": url} + "\n"
 
 
-def _with_preferences_link(message: EmailNotification, url: str) -> str:
-    with translation.override(message.language or settings.LANGUAGE_CODE):
-        link = format_html('<p><a href="{}">{}</a></p>', url, _("Choose which e-mails you get"))
-    html = message.body_html
+def _with_preferences_link(html: str, url: str) -> str:
+    link = format_html('<p><a href="{}">{}</a></p>', url, _("Choose which e-mails you get"))
     return html.replace("</body>", f"{link}</body>", 1) if "</body>" in html else html + link
 
 
