@@ -4,9 +4,9 @@ Issue 17, defect 1: a pass that outlasted its claim let a second sender take
 the same rows and post them twice, with stale signatures. Here two
 django-tasks-db workers (each in its own thread, as two processes would run
 them; on PostgreSQL, since SQLite's shared in-memory test database refuses a
-second writer instead of waiting) drain one endpoint behind a receiver slow enough that a batch takes
-longer than the claim: every delivery must arrive once, signed within
-seconds of its post.
+second writer instead of waiting) drain one endpoint behind a receiver
+slow enough that a batch takes longer than the claim: every delivery must
+arrive once, signed within seconds of its post.
 """
 
 import threading
