@@ -453,9 +453,13 @@ class _Deadlines:
             self._condition.notify()
             return token
 
-    def disarm(self, token: int) -> None:
+    def disarm(self, token: int) -> bool:
+        """Stop watching a post; True when its deadline had already fired."""
         with self._condition:
-            self._live.discard(token)
+            if token in self._live:
+                self._live.discard(token)
+                return False
+            return True
 
     def _run(self) -> None:
         with self._condition:
@@ -538,6 +542,7 @@ class Poster:
         deadline = began + timeout
         token = None
         reused = False
+        fired = False
         try:
             for retry_stale in (True, False):
                 connection = self._connection(target, timeout)
@@ -550,8 +555,9 @@ class Poster:
                     response = connection.getresponse()
                     break
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                    _deadlines.disarm(token)
-                    token = None
+                    fired, token = _deadlines.disarm(token), None
+                    if fired:
+                        raise
                     self._drop(target)
                     # A kept-alive connection the receiver had closed: try once on a new one.
                     if not (reused and retry_stale) or time.monotonic() >= deadline:
@@ -562,10 +568,16 @@ class Poster:
             retry_after = _retry_after(response.getheader("Retry-After"), started_at)
             if not whole or response.will_close:
                 self._drop(target)
+            fired, token = _deadlines.disarm(token), None
+            if fired:
+                # The answer was cut short: the post did not finish in time.
+                raise TimeoutError("whole-post deadline")
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self._drop(target)
             elapsed = time.monotonic() - began
-            if elapsed >= timeout - 0.01:
+            if token is not None:
+                fired, token = _deadlines.disarm(token) or fired, None
+            if fired or elapsed >= timeout:
                 error = f"timed out: the whole post is limited to {timeout:g} s"
             else:
                 error = f"{type(exc).__name__}: {exc}"[:1000]

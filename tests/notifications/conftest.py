@@ -70,7 +70,8 @@ class Receiver:
 
     ``statuses`` queues answers (a status, or (status, headers)); ``delay``
     is how long each answer takes; ``drip`` sends the answer one byte per
-    ``drip`` seconds, as a stalling receiver would. It counts the
+    ``drip`` seconds, as a stalling receiver would; ``hang_up`` closes each
+    connection after the answer without saying so. It counts the
     connections it accepted and the most requests it had in hand at once.
     """
 
@@ -79,6 +80,7 @@ class Receiver:
         self.statuses: list = []
         self.delay = 0.0
         self.drip = 0.0
+        self.hang_up = False
         self.peers: set = set()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -123,6 +125,8 @@ class Receiver:
                             time.sleep(receiver.drip)
                     else:
                         self.wfile.write(payload)
+                    if receiver.hang_up:
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
