@@ -72,3 +72,39 @@ def test_environment_variables_set_them():
         "OBSERVERS_WEBHOOK_TIMEOUT_SECONDS": 2,
         "OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
     }
+
+
+def test_the_file_email_backend_works_from_the_environment(tmp_path):
+    """Issue 17: EMAIL_BACKEND set to Django's file backend used to crash (no EMAIL_FILE_PATH)."""
+    script = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from django.core.mail import send_mail; "
+        "print(settings.EMAIL_FILE_PATH); "
+        "send_mail('Hello', 'Body', None, ['sam@example.test'])"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EMAIL_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="observers_project.settings",
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(tmp_path / "outbox"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (written,) = (tmp_path / "outbox").iterdir()
+    assert "To: sam@example.test" in written.read_text()
+
+    env.pop("EMAIL_FILE_PATH")
+    default = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+         "print(settings.EMAIL_FILE_PATH)"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert default.stdout.strip() == str(BASE_DIR / "sent_emails")
