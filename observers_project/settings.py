@@ -335,6 +335,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 for its `webhooks` section: the webhook event catalogue with a JSON
+    # Schema per event (linking.services.webhook_events).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "linking.services.webhook_events.add_webhooks_to_schema",
+    ],
 }
 
 LOGGING = {
