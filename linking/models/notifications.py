@@ -238,10 +238,18 @@ class WebhookDelivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+            # The claim's scan, in event order ...
             models.Index(
-                fields=["endpoint", "order_key", "id"],
+                fields=["endpoint", "id"],
                 condition=Q(status="pending"),
                 name="webhook_pending_order",
+            ),
+            # ... and the few rows that can hold a link's later deliveries back.
+            models.Index(
+                fields=["endpoint", "order_key"],
+                condition=Q(status="pending")
+                & (Q(claimed_until__isnull=False) | Q(attempts__gt=0)),
+                name="webhook_pending_busy",
             ),
         ]
 
