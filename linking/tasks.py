@@ -26,11 +26,23 @@ from .services.scheduling import prune_history, register_periodic
 DELIVERY_TASK_SECONDS = 60
 
 
+# A planning task plans at most this many events, starts their deliveries and
+# hands over, so a large backlog (an SIS import) is posted while it is planned.
+PLAN_TASK_EVENTS = 5000
+
+
 @task()
 def plan_notifications() -> int:
-    """Plan every pending audit event, then start the deliveries that came due."""
-    planned = notifications.plan_all_pending()
+    """Plan pending audit events (oldest first), then start the deliveries that came due."""
+    planned = 0
+    while planned < PLAN_TASK_EVENTS:
+        batch = notifications.plan_pending(batch=500)
+        if not batch:
+            break
+        planned += batch
     start_due_deliveries()
+    if planned >= PLAN_TASK_EVENTS:
+        plan_notifications.enqueue()
     return planned
 
 

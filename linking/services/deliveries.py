@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..models import (
@@ -293,14 +293,14 @@ def _record(
             .select_for_update()
             .values_list("pk", flat=True)
         )
-        changed, attempts = [], []
+        attempts = []
+        # Accepted posts are written a few UPDATEs per batch (one per distinct answer);
+        # the exact time of each is in its attempt row.
+        accepted: dict[tuple[int, str], list[tuple[WebhookDelivery, webhooks.Outcome]]] = {}
         for delivery, outcome in results:
             if delivery.pk not in owned:
                 logger.error("Webhook delivery %s lost its claim while posting", delivery.pk)
                 continue
-            status, said_gone = _apply(delivery, outcome, now)
-            gone = gone or said_gone
-            changed.append(delivery)
             attempts.append(
                 WebhookAttempt(
                     delivery=delivery,
@@ -311,15 +311,33 @@ def _record(
                     error="" if outcome.succeeded else outcome.error,
                 )
             )
-            if status == DeliveryStatus.SENT:
+            if outcome.succeeded:
+                accepted.setdefault((outcome.status_code, outcome.excerpt), []).append(
+                    (delivery, outcome)
+                )
                 report.sent += 1
-            elif status == DeliveryStatus.FAILED:
+                continue
+            status, said_gone = _apply(delivery, outcome, now)
+            gone = gone or said_gone
+            delivery.save(update_fields=_RECORDED)
+            report.errors.append(outcome.error)
+            if status == DeliveryStatus.FAILED:
                 report.failed += 1
-                report.errors.append(outcome.error)
             else:
                 report.retrying += 1
-                report.errors.append(outcome.error)
-        WebhookDelivery.objects.bulk_update(changed, _RECORDED, batch_size=500)
+        for (status_code, excerpt), pairs in accepted.items():
+            last = max(outcome.started_at for _, outcome in pairs)
+            WebhookDelivery.objects.filter(pk__in=[delivery.pk for delivery, _ in pairs]).update(
+                status=DeliveryStatus.SENT,
+                attempts=F("attempts") + 1,
+                sent_at=last,
+                last_attempt_at=last,
+                last_status_code=status_code,
+                last_response_excerpt=excerpt,
+                last_error="",
+                claimed_until=None,
+                claim_token="",
+            )
         WebhookAttempt.objects.bulk_create(attempts, batch_size=500)
         # Claimed but not posted (their link waits for an earlier failure, or time ran out).
         posted = {delivery.pk for delivery, _ in results}
