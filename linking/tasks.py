@@ -31,7 +31,9 @@ DELIVERY_TASK_SECONDS = 60
 PLAN_TASK_EVENTS = 5000
 
 
-@task()
+# Deliveries go before planning (on backends with priorities): a planned backlog
+# is posted while more is planned, and planning never starves posting.
+@task(priority=-10)
 def plan_notifications() -> int:
     """Plan pending audit events (oldest first), then start the deliveries that came due."""
     planned = 0
@@ -100,8 +102,17 @@ def prune_task_history() -> int:
     return pruned
 
 
-def _events_pending() -> bool:
-    return AuditEvent.objects.filter(notifications_pending=True).exists()
+def _planning_needed() -> bool:
+    """Events are pending and no planning task is already waiting to run them."""
+    if not AuditEvent.objects.filter(notifications_pending=True).exists():
+        return False
+    if settings.TASK_BACKEND == "database":
+        from django_tasks_db.models import DBTaskResult
+
+        return not DBTaskResult.objects.filter(
+            task_path=plan_notifications.module_path, status="READY"
+        ).exists()
+    return True
 
 
 def _deliveries_due() -> bool:
@@ -110,6 +121,6 @@ def _deliveries_due() -> bool:
     )
 
 
-register_periodic(plan_notifications, every=timedelta(seconds=1), only_if=_events_pending)
+register_periodic(plan_notifications, every=timedelta(seconds=1), only_if=_planning_needed)
 register_periodic(start_due_deliveries_task, every=timedelta(seconds=5), only_if=_deliveries_due)
 register_periodic(prune_task_history, every=timedelta(hours=1))
