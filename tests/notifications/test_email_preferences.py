@@ -140,3 +140,19 @@ def test_an_unknown_kind_is_refused_by_the_service(student, root_account):
             user=student, root_account=root_account, muted_kinds=["password_reset"]
         )
     assert EmailPreference.objects.count() == 0
+
+
+def test_the_footer_and_the_page_speak_the_recipients_language(
+    client, link, make_user, observer, root_account
+):
+    estudiante = make_user("Ana Alumna", root_account, email="ana@example.test", locale="es")
+    link(observer, estudiante, root_account)
+    notifications.deliver_due_emails()
+
+    (message,) = mail.outbox
+    assert "Elija qué correos recibe: http://default.test:8000/notifications/" in message.body
+    page = client.get(
+        preferences_path(message), HTTP_HOST="default.test", HTTP_ACCEPT_LANGUAGE="es"
+    )
+    assert "Sus preferencias de correo" in page.content.decode()
+    assert "nuevo observador (al estudiante)" in page.content.decode()
