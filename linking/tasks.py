@@ -102,6 +102,19 @@ def prune_task_history() -> int:
     return pruned
 
 
+@task()
+def remove_expired_sis_uploads() -> int:
+    """Delete SIS uploads previewed in the admin but never confirmed, once expired.
+
+    Uploads live on the web host's disk; this sweeps the worker's host (the
+    same host with ``make run`` or one machine), and every new upload sweeps
+    the web host too.
+    """
+    from .admin.sis_uploads import remove_expired_uploads
+
+    return remove_expired_uploads()
+
+
 def _planning_needed() -> bool:
     """Events are pending and no planning task is already waiting to run them."""
     if not AuditEvent.objects.filter(notifications_pending=True).exists():
@@ -124,3 +137,4 @@ def _deliveries_due() -> bool:
 register_periodic(plan_notifications, every=timedelta(seconds=1), only_if=_planning_needed)
 register_periodic(start_due_deliveries_task, every=timedelta(seconds=5), only_if=_deliveries_due)
 register_periodic(prune_task_history, every=timedelta(hours=1))
+register_periodic(remove_expired_sis_uploads, every=timedelta(minutes=15))

@@ -201,3 +201,21 @@ def test_the_request_that_links_enqueues_nothing(
     assert DBTaskResult.objects.count() == 0
     # The worker's scheduler sees the pending event and enqueues the planner.
     assert "linking.tasks.plan_notifications" in scheduling.run_due()
+
+
+def test_expired_sis_uploads_are_removed_by_a_periodic_task(db, settings, tmp_path, monkeypatch):
+    import os
+
+    from linking.admin import sis_uploads
+
+    monkeypatch.setattr(sis_uploads, "upload_root", lambda: tmp_path)
+    settings.SIS_UPLOAD_EXPIRY_SECONDS = 60
+    old = tmp_path / "upload-old"
+    fresh = tmp_path / "upload-fresh"
+    old.mkdir()
+    fresh.mkdir()
+    os.utime(old, (0, 0))
+
+    assert "linking.tasks.remove_expired_sis_uploads" in {e.name for e in scheduling.registered()}
+    assert tasks.remove_expired_sis_uploads.call() == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["upload-fresh"]
