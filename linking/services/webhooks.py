@@ -23,8 +23,8 @@ posts to it from inside the school's network. Unless
 ``settings.OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES`` is on, a URL whose
 host is or resolves to a loopback, private, link-local, multicast, reserved
 or otherwise non-global address is refused when staff register it
-(``check_webhook_url``) and again when a delivery task starts posting to it,
-since DNS answers can change. Posts then connect to the very address that
+(``check_webhook_url``) and again before each batch of posts to it (see
+``services.deliveries``), since DNS answers can change. Posts then connect to the very address that
 was checked, so a second, different DNS answer cannot slip in between check
 and connect.
 """
