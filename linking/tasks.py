@@ -31,9 +31,7 @@ DELIVERY_TASK_SECONDS = 60
 PLAN_TASK_EVENTS = 5000
 
 
-# Deliveries go before planning (on backends with priorities): a planned backlog
-# is posted while more is planned, and planning never starves posting.
-@task(priority=-10)
+@task()
 def plan_notifications() -> int:
     """Plan pending audit events (oldest first), then start the deliveries that came due."""
     planned = 0
@@ -44,8 +42,19 @@ def plan_notifications() -> int:
         planned += batch
     start_due_deliveries()
     if planned >= PLAN_TASK_EVENTS:
-        plan_notifications.enqueue()
+        planning().enqueue()
     return planned
+
+
+def planning():
+    """The planning task, behind deliveries where the backend has priorities (the database's).
+
+    A planned backlog is then posted while more is planned, and planning
+    never starves posting. RQ has no priorities: its tasks run in order.
+    """
+    if plan_notifications.get_backend().supports_priority:
+        return plan_notifications.using(priority=-10)
+    return plan_notifications
 
 
 @task()
@@ -134,7 +143,7 @@ def _deliveries_due() -> bool:
     )
 
 
-register_periodic(plan_notifications, every=timedelta(seconds=1), only_if=_planning_needed)
+register_periodic(planning(), every=timedelta(seconds=1), only_if=_planning_needed)
 register_periodic(start_due_deliveries_task, every=timedelta(seconds=5), only_if=_deliveries_due)
 register_periodic(prune_task_history, every=timedelta(hours=1))
 register_periodic(remove_expired_sis_uploads, every=timedelta(minutes=15))
