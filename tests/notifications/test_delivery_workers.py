@@ -220,3 +220,48 @@ def test_expired_sis_uploads_are_removed_by_a_periodic_task(db, settings, tmp_pa
     assert "linking.tasks.remove_expired_sis_uploads" in {e.name for e in scheduling.registered()}
     assert tasks.remove_expired_sis_uploads.call() == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["upload-fresh"]
+
+
+def test_rows_of_a_worker_that_died_are_posted_once_its_claim_ends(
+    db, receiver, link, make_user, root_account, frozen_now
+):
+    WebhookEndpoint.objects.create(
+        root_account=root_account, url=receiver.url, secret=SECRET, events=["link.created"]
+    )
+    observer = make_user("Olive Observer", root_account)
+    link(observer, make_user("Sam Student", root_account), root_account)
+    from linking.services import deliveries
+
+    _token, rows = deliveries.claim(endpoint_id=WebhookEndpoint.objects.get().pk)
+    assert len(rows) == 1  # ... and the worker holding them is killed here
+
+    assert notifications.deliver_due_webhooks().processed == 0  # still claimed
+    frozen_now.advance(seconds=301)
+    report = notifications.deliver_due_webhooks()
+
+    assert report.sent == 1
+    assert len(receiver.requests) == 1
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.SENT
+
+
+def test_a_sender_whose_claim_was_taken_over_records_nothing(
+    db, receiver, link, make_user, root_account, frozen_now
+):
+    from linking.services import deliveries, webhooks
+
+    endpoint = WebhookEndpoint.objects.create(
+        root_account=root_account, url=receiver.url, secret=SECRET, events=["link.created"]
+    )
+    link(make_user("Olive Observer", root_account), make_user("Sam", root_account), root_account)
+    stale_token, rows = deliveries.claim(endpoint_id=endpoint.pk)
+    frozen_now.advance(seconds=301)
+    fresh_token, again = deliveries.claim(endpoint_id=endpoint.pk)
+    assert [row.pk for row in again] == [row.pk for row in rows]
+
+    outcome = webhooks.Outcome(500, "", "HTTP 500", frozen_now.now, 5)
+    report = deliveries._record(endpoint, stale_token, rows, [(rows[0], outcome)])
+
+    assert report.processed == 0
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.claim_token, delivery.attempts) == (fresh_token, 0)
+    assert WebhookAttempt.objects.count() == 0
