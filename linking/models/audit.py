@@ -92,6 +92,9 @@ class AuditEvent(models.Model):
     # planned yet; emails_suppressed records a notifications.suppressed() block.
     notifications_pending = models.BooleanField(default=False, db_default=False, editable=False)
     emails_suppressed = models.BooleanField(default=False, db_default=False, editable=False)
+    # What the webhook payload says about the people, the link and the actor,
+    # as they were when the event was recorded (not when it is planned or sent).
+    snapshot = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
