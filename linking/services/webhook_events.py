@@ -20,6 +20,16 @@ _PERSON = {
     "properties": {"id": _ID, "name": {"type": "string"}},
     "additionalProperties": False,
 }
+_STUDENT = {
+    "type": ["object", "null"],
+    "description": (
+        "The student; a protected student (docs/who-may-observe.md) is sent by id alone, "
+        'with "protected": true and no name.'
+    ),
+    "required": ["id"],
+    "properties": {"id": _ID, "name": {"type": "string"}, "protected": {"const": True}},
+    "additionalProperties": False,
+}
 _ROOT_ACCOUNT = {
     "type": ["object", "null"],
     "description": "The school (Canvas root account) the event happened in.",
@@ -48,6 +58,16 @@ def _link(states: list[str]) -> dict:
             "id": _ID,
             "workflow_state": {"enum": states},
             "source": {"type": "string", "description": "How the link was last made."},
+            "kind": {
+                "type": "string",
+                "description": "Kind of observer: parent, guardian, relative, advisor, other, "
+                "or empty when nobody said.",
+            },
+            "ends_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the link ends by itself, if it has an end date.",
+            },
         },
         "additionalProperties": False,
     }
@@ -75,7 +95,7 @@ def _event(event_type: str, *, link: dict | None, pairing_code: bool) -> dict:
             "occurred_at": {"type": "string", "format": "date-time"},
             "root_account": _ROOT_ACCOUNT,
             "observer": _PERSON,
-            "student": _PERSON,
+            "student": _STUDENT,
             "link": link if link is not None else {"type": "null"},
             "pairing_code": (
                 {

@@ -40,7 +40,7 @@ def order_keys(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('linking', '0008_rate_limit_growing_window'),
+        ("linking", "0011_sso_operations"),
     ]
 
     operations = [
