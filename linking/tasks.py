@@ -124,6 +124,27 @@ def remove_expired_sis_uploads() -> int:
     return remove_expired_uploads()
 
 
+@task()
+def apply_link_rules() -> dict:
+    """The rules of who may observe that run by the clock: end dates, coming of age.
+
+    Hourly, so a link's end date takes effect within the hour and a student
+    who comes of age today gets the school's policy today; each link and
+    student is changed once (safeguarding.apply_link_rules is idempotent).
+    """
+    from django.utils import timezone
+
+    from .models import AuditSource
+    from .services import safeguarding
+    from .services.context import Actor
+
+    run = safeguarding.apply_link_rules(now=timezone.now(), actor=Actor.system(AuditSource.SYSTEM))
+    return {
+        "ended_by_date": run.ended_by_date,
+        "changed_by_coming_of_age": run.changed_by_coming_of_age,
+    }
+
+
 def _planning_needed() -> bool:
     """Events are pending and no planning task is already waiting to run them."""
     if not AuditEvent.objects.filter(notifications_pending=True).exists():
@@ -147,3 +168,4 @@ register_periodic(planning(), every=timedelta(seconds=1), only_if=_planning_need
 register_periodic(start_due_deliveries_task, every=timedelta(seconds=5), only_if=_deliveries_due)
 register_periodic(prune_task_history, every=timedelta(hours=1))
 register_periodic(remove_expired_sis_uploads, every=timedelta(minutes=15))
+register_periodic(apply_link_rules, every=timedelta(hours=1))
