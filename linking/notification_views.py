@@ -55,7 +55,7 @@ def email_preferences(request, token: str):
                 notifications.set_email_preferences(
                     user=user,
                     root_account=root_account,
-                    muted_kinds=[k for k in EmailNotification.Kind.values if k not in wanted],
+                    muted_kinds=[k for k in notifications.PREFERENCE_KINDS if k not in wanted],
                 )
             saved = True
     except LinkingError as error:
@@ -64,6 +64,7 @@ def email_preferences(request, token: str):
     kinds = [
         {"value": value, "label": label, "on": value not in muted}
         for value, label in EmailNotification.Kind.choices
+        if value in notifications.PREFERENCE_KINDS
     ]
     context = {"person": user, "school": root_account, "kinds": kinds, "saved": saved}
     return render(request, "notifications/preferences.html", context)

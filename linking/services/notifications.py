@@ -446,6 +446,12 @@ def preferences_from_token(token: str) -> tuple[User, Account]:
     return user, root_account
 
 
+# Kinds a person may turn off. A link awaiting an adult student's approval
+# asks them to decide (who may observe them): like a password reset it is not
+# subject to preferences, or a pending link could wait unseen.
+PREFERENCE_KINDS = [kind for kind in Kind.values if kind != Kind.APPROVAL_TO_STUDENT]
+
+
 def muted_kinds_for(*, user: User, root_account: Account) -> set[str]:
     found = EmailPreference.objects.filter(user=user, root_account=root_account).first()
     return set(found.muted_kinds or []) if found else set()
@@ -457,11 +463,12 @@ def set_email_preferences(*, user: User, root_account: Account, muted_kinds: Ite
 
     Raises UnknownEmailKind for a kind that does not exist. E-mails already
     queued are not recalled; the planner leaves muted kinds out from now on.
-    Transactional e-mails (sign-in, password reset) are not affected.
+    Transactional e-mails (sign-in, password reset, a link awaiting the
+    student's approval) are not affected.
     """
     kinds = sorted(set(muted_kinds))
     for kind in kinds:
-        if kind not in Kind.values:
+        if kind not in PREFERENCE_KINDS:
             raise UnknownEmailKind()
     EmailPreference.objects.update_or_create(
         user=user,
@@ -472,7 +479,7 @@ def set_email_preferences(*, user: User, root_account: Account, muted_kinds: Ite
 
 def unsubscribe_all(*, user: User, root_account: Account) -> None:
     """One-click unsubscribe (RFC 8058): turn off every notification e-mail in the root account."""
-    set_email_preferences(user=user, root_account=root_account, muted_kinds=Kind.values)
+    set_email_preferences(user=user, root_account=root_account, muted_kinds=PREFERENCE_KINDS)
 
 
 # "This wasn't me" -------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_one_click_unsubscribe_turns_every_kind_off(client, link, student, obser
 
     assert response.status_code == 200
     assert notifications.muted_kinds_for(user=student, root_account=root_account) == set(
-        Kind.values
+        notifications.PREFERENCE_KINDS
     )
 
 
@@ -156,3 +156,19 @@ def test_the_footer_and_the_page_speak_the_recipients_language(
     )
     assert "Sus preferencias de correo" in page.content.decode()
     assert "nuevo observador (al estudiante)" in page.content.decode()
+
+
+def test_a_link_awaiting_approval_is_e_mailed_whatever_the_preferences(student, root_account):
+    """The approval request asks the student to decide: it cannot be turned off."""
+    from linking.services.notifications import PREFERENCE_KINDS, UnknownEmailKind
+
+    assert Kind.APPROVAL_TO_STUDENT not in PREFERENCE_KINDS
+    notifications.unsubscribe_all(user=student, root_account=root_account)
+    preference = EmailPreference.objects.get(user=student, root_account=root_account)
+    assert Kind.APPROVAL_TO_STUDENT not in preference.muted_kinds
+    with pytest.raises(UnknownEmailKind):
+        notifications.set_email_preferences(
+            user=student, root_account=root_account, muted_kinds=[Kind.APPROVAL_TO_STUDENT]
+        )
+    preference.refresh_from_db()
+    assert Kind.APPROVAL_TO_STUDENT not in preference.muted_kinds
