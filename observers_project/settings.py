@@ -262,7 +262,10 @@ REST_FRAMEWORK = {
         "linking.api.authentication.BearerTokenAuthentication",
         "linking.api.authentication.CanvasSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["linking.api.permissions.IsAuthenticatedCanvas"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "linking.api.permissions.IsAuthenticatedCanvas",
+        "linking.api.permissions.TokenScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -250,6 +250,7 @@ class RoleAdmin(TenantScopedAdmin):
         "generate_observer_pairing_code",
         "read_sis",
         "view_user_logins",
+        "read_roster",
     ]
     search_fields = ["name"]
 

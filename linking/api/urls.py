@@ -3,9 +3,14 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import oauth, views
 
 urlpatterns = [
+    path("login/oauth2/auth", oauth.authorize, name="oauth2-auth"),
+    path("login/oauth2/confirm", oauth.confirm, name="oauth2-confirm"),
+    path("login/oauth2/accept", oauth.accept, name="oauth2-accept"),
+    path("login/oauth2/deny", oauth.deny, name="oauth2-deny"),
+    path("login/oauth2/token", oauth.token, name="oauth2-token"),
     path("api/v1/users/<str:user_id>", views.UserDetailView.as_view(), name="api-user"),
     path(
         "api/v1/users/<str:user_id>/observees",

@@ -3,6 +3,7 @@
 from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
+from .developer_keys import AuthorizationCode, DeveloperKey
 from .links import LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
@@ -32,9 +33,11 @@ __all__ = [
     "AuditAction",
     "AuditEvent",
     "AuditSource",
+    "AuthorizationCode",
     "Course",
     "CourseRoleOverride",
     "DeliveryStatus",
+    "DeveloperKey",
     "EmailNotification",
     "Enrollment",
     "EnrollmentState",

@@ -15,6 +15,8 @@ class AuditAction(models.TextChoices):
     CREDENTIALS_FAILED = "credentials.failed", _("failed credential check")
     TOKEN_ISSUED = "access_token.issued", _("access token issued")
     TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
+    DEVELOPER_KEY_CREATED = "developer_key.created", _("developer key created")
+    DEVELOPER_KEY_CHANGED = "developer_key.changed", _("developer key changed")
 
 
 class AuditSource(models.TextChoices):
