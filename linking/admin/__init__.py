@@ -1,3 +1,3 @@
 """Staff admin: one module per area, registered on import."""
 
-from . import core, notifications, sis  # noqa: F401
+from . import core, developer_keys, notifications, sis  # noqa: F401
