@@ -31,7 +31,9 @@ def test_key_of_another_school_is_refused_at_authorization(
     assert "oauth2" not in outsider_browser.session
 
 
-def test_code_of_school_a_cannot_be_exchanged_on_school_b(browser, key, authorize, exchange):
+def test_code_of_school_a_cannot_be_exchanged_on_school_b(
+    browser, key, authorize, exchange, other_root_account
+):
     key, secret = key
     code = authorize(browser, key)
     response = exchange(key, secret, code, host="external.test")
@@ -57,7 +59,9 @@ def test_token_of_school_a_is_refused_on_school_b(
     assert AccessToken.objects.get().revoked_at is None
 
 
-def test_refresh_on_another_school_is_unknown_client(browser, key, authorize, exchange):
+def test_refresh_on_another_school_is_unknown_client(
+    browser, key, authorize, exchange, other_root_account
+):
     key, secret = key
     body = exchange(key, secret, authorize(browser, key)).json()
     response = Client(HTTP_HOST="external.test").post(
