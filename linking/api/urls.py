@@ -2,8 +2,29 @@
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.routers import SimpleRouter
 
-from . import oauth, views
+from . import oauth, rosters, views
+
+router = SimpleRouter()
+# Canvas answers a path with a trailing slash as the same resource.
+router.trailing_slash = "/?"
+router.register(
+    r"api/v1/users/(?P<user_id>[^/]+)/enrollments",
+    rosters.UserEnrollmentViewSet,
+    basename="api-user-enrollments",
+)
+router.register(
+    r"api/v1/courses/(?P<course_id>[^/]+)/enrollments",
+    rosters.CourseEnrollmentViewSet,
+    basename="api-course-enrollments",
+)
+router.register(r"api/v1/courses", rosters.CourseViewSet, basename="api-courses")
+router.register(
+    r"api/v1/users/(?P<user_id>[^/]+)/courses",
+    rosters.UserCourseViewSet,
+    basename="api-user-courses",
+)
 
 urlpatterns = [
     path("login/oauth2/auth", oauth.authorize, name="oauth2-auth"),
@@ -37,6 +58,7 @@ urlpatterns = [
         views.PairingCodeView.as_view(),
         name="api-pairing-codes",
     ),
+    *router.urls,
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file, so the
     # page runs under a Content-Security-Policy without inline scripts.
