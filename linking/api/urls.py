@@ -6,9 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import oauth, rosters, views
 
-router = SimpleRouter()
-# Canvas answers a path with a trailing slash as the same resource.
-router.trailing_slash = "/?"
+router = SimpleRouter(trailing_slash=False)
 router.register(
     r"api/v1/users/(?P<user_id>[^/]+)/enrollments",
     rosters.UserEnrollmentViewSet,
@@ -63,5 +61,7 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up script as a file, so the
     # page runs under a Content-Security-Policy without inline scripts.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # Canvas answers a path with a trailing slash as the same resource.
+    re_path(r"^(?P<api_path>api/v1/.+)/$", views.without_trailing_slash),
     re_path(r"^api/", views.UnknownEndpointView.as_view()),
 ]
