@@ -137,12 +137,19 @@ class EnrollmentBaseSerializer(serializers.Serializer):
     )
 
 
-class ObservedUserSerializer(UserSerializer):
+class RosterUserSerializer(UserSerializer):
+    avatar_url = serializers.URLField(
+        required=False, help_text="With include[]=avatar_url when the school has avatars on."
+    )
+    uuid = serializers.CharField(required=False, help_text="With include[]=uuid.")
+
+
+class ObservedUserSerializer(RosterUserSerializer):
     enrollments = EnrollmentBaseSerializer(many=True)
 
 
 class EnrollmentSerializer(EnrollmentBaseSerializer):
-    user = ObserveeSerializer()
+    user = RosterUserSerializer()
     observed_user = ObservedUserSerializer(
         required=False, help_text="With include[]=observed_users, on observer enrollments."
     )
