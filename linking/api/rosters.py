@@ -10,20 +10,19 @@ parameters are FilterSets (``filters.py``); the JSON is Canvas's
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import status
 from rest_framework.response import Response
 
 from linking.models import Course, Enrollment, EnrollmentState, EnrollmentType, User
 from linking.services import rosters
 from linking.services.observees import logins_in_root_account, sis_visibility
-from linking.services.resolution import resolve_user
 
 from . import serializers as s
 from .errors import error_body
 from .filters import TYPE_NAMES, CourseEnrollmentFilterSet, EnrollmentFilterSet, ParameterError
 from .pagination import open_ended_link_header, page_request
 from .params import includes, path_reference
-from .views import USER_ID
+from .views import USER_ID, CanvasViewSet
 
 # Canvas's ids of its built-in course roles (a fresh install's RoleOverride base roles).
 ROLE_IDS = {
@@ -206,15 +205,8 @@ def _observed_students(enrollments, json: RosterJson) -> dict:
     return found
 
 
-class CanvasViewSet(viewsets.ViewSet):
-    """A ViewSet answering Canvas's way: users from ``:user_id`` forms, Canvas's errors."""
-
-    def resolve(self, reference: str):
-        return resolve_user(
-            path_reference(reference),
-            caller=self.request.user,
-            root_account=self.request.root_account,
-        )
+class RosterViewSet(CanvasViewSet):
+    """The enrollment and course lists' shared paging and rendering."""
 
     def roster_json(self, request) -> RosterJson:
         visibility = sis_visibility(caller=request.user, root_account=request.root_account)
@@ -406,7 +398,7 @@ COURSE_PARAMETERS = [
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 404: s.ErrorSerializer}
 
 
-class UserEnrollmentViewSet(CanvasViewSet):
+class UserEnrollmentViewSet(RosterViewSet):
     @extend_schema(
         operation_id="list_user_enrollments",
         summary="List a user's enrollments (self, a linked observer, or a roster-reading admin)",
@@ -421,7 +413,7 @@ class UserEnrollmentViewSet(CanvasViewSet):
         return self.enrollment_page(request, scope)
 
 
-class CourseEnrollmentViewSet(CanvasViewSet):
+class CourseEnrollmentViewSet(RosterViewSet):
     @extend_schema(
         operation_id="list_course_enrollments",
         summary="List a course's enrollments (its roster, or an observer's own and students')",
@@ -454,7 +446,7 @@ class CourseEnrollmentViewSet(CanvasViewSet):
         return self.enrollment_page(request, scope)
 
 
-class CourseViewSet(CanvasViewSet):
+class CourseViewSet(RosterViewSet):
     @extend_schema(
         operation_id="list_courses",
         summary="List your courses, with your enrollments in each",
@@ -465,7 +457,7 @@ class CourseViewSet(CanvasViewSet):
         return self.course_page(request, Enrollment.objects.filter(user=request.user))
 
 
-class UserCourseViewSet(CanvasViewSet):
+class UserCourseViewSet(RosterViewSet):
     @extend_schema(
         operation_id="list_user_courses",
         summary="List a user's courses (self, a linked observer, or a roster-reading admin)",

@@ -1,4 +1,4 @@
-"""Canvas-compatible API routes, the OpenAPI schema and its offline Swagger UI."""
+"""Canvas-compatible API routes (ViewSets on a router), OAuth2, the OpenAPI schema and its docs."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -7,6 +7,18 @@ from rest_framework.routers import SimpleRouter
 from . import oauth, rosters, views
 
 router = SimpleRouter(trailing_slash=False)
+router.register(r"api/v1/users", views.UserViewSet, basename="api-user")
+router.register(
+    r"api/v1/users/(?P<user_id>[^/]+)/observees", views.ObserveeViewSet, basename="api-observees"
+)
+router.register(
+    r"api/v1/users/(?P<user_id>[^/]+)/observers", views.ObserverViewSet, basename="api-observers"
+)
+router.register(
+    r"api/v1/users/(?P<user_id>[^/]+)/observer_pairing_codes",
+    views.PairingCodeViewSet,
+    basename="api-pairing-codes",
+)
 router.register(
     r"api/v1/users/(?P<user_id>[^/]+)/enrollments",
     rosters.UserEnrollmentViewSet,
@@ -30,32 +42,6 @@ urlpatterns = [
     path("login/oauth2/accept", oauth.accept, name="oauth2-accept"),
     path("login/oauth2/deny", oauth.deny, name="oauth2-deny"),
     path("login/oauth2/token", oauth.token, name="oauth2-token"),
-    path("api/v1/users/<str:user_id>", views.UserDetailView.as_view(), name="api-user"),
-    path(
-        "api/v1/users/<str:user_id>/observees",
-        views.ObserveeListView.as_view(),
-        name="api-observees",
-    ),
-    path(
-        "api/v1/users/<str:user_id>/observees/<str:observee_id>",
-        views.ObserveeDetailView.as_view(),
-        name="api-observee",
-    ),
-    path(
-        "api/v1/users/<str:user_id>/observers",
-        views.ObserverListView.as_view(),
-        name="api-observers",
-    ),
-    path(
-        "api/v1/users/<str:user_id>/observers/<str:observer_id>",
-        views.ObserverDetailView.as_view(),
-        name="api-observer",
-    ),
-    path(
-        "api/v1/users/<str:user_id>/observer_pairing_codes",
-        views.PairingCodeView.as_view(),
-        name="api-pairing-codes",
-    ),
     *router.urls,
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file, so the
