@@ -395,10 +395,7 @@ def endpoints(data: dict, env: dict, data_path: Path, rng: random.Random):
     )
     yield (
         "observer enrollments + observed_users, parent of 2",
-        [
-            f"GET\t/api/v1/users/self/enrollments?include%5B%5D=observed_users\t"
-            f"{t['parent2']}\t"
-        ],
+        [f"GET\t/api/v1/users/self/enrollments?include%5B%5D=observed_users\t{t['parent2']}\t"],
         True,
     )
     yield (
