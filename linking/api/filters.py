@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from linking.models import Course, EnrollmentState, EnrollmentType, Login
+from linking.services.rosters import STAFF_LIKE, STUDENT_LIKE
 
 from .params import MAX_PARAM_LENGTH
 
@@ -25,8 +26,6 @@ TYPE_NAMES = {
     EnrollmentType.OBSERVER: "ObserverEnrollment",
 }
 TYPES_BY_NAME = {name: kind for kind, name in TYPE_NAMES.items()}
-STUDENT_LIKE = (EnrollmentType.STUDENT, EnrollmentType.OBSERVER)
-ADMIN_LIKE = (EnrollmentType.TEACHER, EnrollmentType.TA, EnrollmentType.DESIGNER)
 # ``state[]`` values a user may ask of their own enrollments (no "deleted").
 SELF_STATES = (
     "active",
@@ -86,7 +85,7 @@ def _course_ok() -> Q:
     Teachers, TAs and designers in courses not yet published too.
     """
     return Q(type__in=STUDENT_LIKE, course__workflow_state=Course.State.AVAILABLE) | Q(
-        type__in=ADMIN_LIKE,
+        type__in=STAFF_LIKE,
         course__workflow_state__in=[Course.State.AVAILABLE, Course.State.UNPUBLISHED],
     )
 

@@ -8,6 +8,7 @@ parameters are FilterSets (``filters.py``); the JSON is Canvas's
 """
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -33,6 +34,8 @@ ROLE_IDS = {
     EnrollmentType.OBSERVER: 7,
 }
 _ENDED = [EnrollmentState.COMPLETED, EnrollmentState.DELETED, EnrollmentState.REJECTED]
+# The query parameters the enrollment FilterSet reads.
+FILTER_PARAMS = frozenset(EnrollmentFilterSet.base_filters)
 # Offsets past this read nothing; keeps OFFSET inside a 64-bit integer for any ``page``.
 _MAX_OFFSET = 10**15
 
@@ -57,9 +60,11 @@ class RosterJson:
         self.sis = sis
         self.avatar_url = s.AvatarUrls(request)
         self.logins: dict = {}
+        # Every row has two links; the scheme and host are worked out once.
+        self.origin = request.build_absolute_uri("/")[:-1]
 
     def url(self, path: str) -> str:
-        return self.request.build_absolute_uri(path)
+        return f"{self.origin}{path}"
 
     def user(self, user, root_account) -> dict:
         data = s.user_json(user)
@@ -212,8 +217,8 @@ class RosterViewSet(CanvasViewSet):
         visibility = sis_visibility(caller=request.user, root_account=request.root_account)
         return RosterJson(request, wanted=includes(request), sis=visibility.sis_ids)
 
-    def enrollment_page(self, request, scope) -> Response:
-        json = self.roster_json(request)
+    def filtered_rows(self, request, scope, json, *, offset: int, limit: int):
+        """The page's enrollments through the FilterSet (or the 400 a bad parameter gets)."""
         filterset = EnrollmentFilterSet(
             data=request.query_params,
             queryset=scope.enrollments,
@@ -226,16 +231,26 @@ class RosterViewSet(CanvasViewSet):
             enrollments = filterset.qs
         except ParameterError as error:
             return _parameter_error(error)
-        page = page_request(request.query_params)
-        offset = min(page.offset, _MAX_OFFSET)
         related = ["course", "user", "root_account"]
         if json.sis:
             related.append("course__account")
-        rows = list(
-            enrollments.select_related(*related).order_by("type", "user__sortable_name", "id")[
-                offset : offset + page.per_page + 1
-            ]
-        )
+        ordered = enrollments.select_related(*related).order_by("type", "user__sortable_name", "id")
+        return list(ordered[offset : offset + limit])
+
+    def enrollment_page(self, request, scope) -> Response:
+        json = self.roster_json(request)
+        page = page_request(request.query_params)
+        offset = min(page.offset, _MAX_OFFSET)
+        if scope.path == "self" and not json.sis and not FILTER_PARAMS & set(request.query_params):
+            # A parent app's every start: Canvas's default for one's own
+            # enrollments, through the written-out statement.
+            rows = rosters.own_current_enrollments(
+                user=request.user, now=timezone.now(), offset=offset, limit=page.per_page + 1
+            )
+        else:
+            rows = self.filtered_rows(request, scope, json, offset=offset, limit=page.per_page + 1)
+            if isinstance(rows, Response):
+                return rows
         has_next = len(rows) > page.per_page
         rows = rows[: page.per_page]
         if json.sis:
@@ -466,7 +481,7 @@ class UserCourseViewSet(RosterViewSet):
     )
     def list(self, request, user_id):
         target = self.resolve(user_id)
-        scope = rosters.user_course_scope(
+        scope = rosters.user_enrollment_scope(
             caller=request.user, target=target, root_account=request.root_account
         )
         return self.course_page(request, scope.enrollments)

@@ -19,6 +19,7 @@ NotAuthorized / NotFound. Canvas's rules (canvas-oauth-scopes-enrollments.md
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from django.db.models import Q
 
@@ -30,13 +31,17 @@ from ..models import (
     EnrollmentType,
     ObservationLink,
     Permission,
+    Term,
     User,
 )
 from .errors import NotAuthorized, NotFound
 from .permissions import has_account_permission
+from .sql import Select, column_list
 
 _INTEGER = re.compile(r"^\d{1,18}$")
-ROSTER_ROLES = (EnrollmentType.TEACHER, EnrollmentType.TA, EnrollmentType.DESIGNER)
+STUDENT_LIKE = (EnrollmentType.STUDENT, EnrollmentType.OBSERVER)
+# The course roles that read a course's roster (and see unpublished courses).
+STAFF_LIKE = (EnrollmentType.TEACHER, EnrollmentType.TA, EnrollmentType.DESIGNER)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,11 @@ def _linked_root_account_ids(*, observer: User, student: User) -> set[int]:
 
 
 def user_enrollment_scope(*, caller: User, target: User, root_account: Account) -> EnrollmentScope:
-    """``GET /users/:user_id/enrollments``: self, a linked observer, or a roster-reading admin."""
+    """Whose enrollments a caller reads for ``/users/:user_id/enrollments`` and ``/courses``.
+
+    The user themself, a linked observer, or a roster-reading admin of the
+    school; anyone else raises NotAuthorized.
+    """
     enrollments = Enrollment.objects.filter(user=target)
     if caller.pk == target.pk:
         return EnrollmentScope(enrollments=enrollments, path="self")
@@ -73,11 +82,6 @@ def user_enrollment_scope(*, caller: User, target: User, root_account: Account) 
             read_as_admin=True,
         )
     raise NotAuthorized()
-
-
-def user_course_scope(*, caller: User, target: User, root_account: Account) -> EnrollmentScope:
-    """``GET /users/:user_id/courses`` (``require_user_or_observer``): the same three callers."""
-    return user_enrollment_scope(caller=caller, target=target, root_account=root_account)
 
 
 def resolve_course(reference: str, *, root_account: Account) -> Course:
@@ -110,7 +114,7 @@ def course_enrollment_scope(*, caller: User, course: Course) -> EnrollmentScope:
     if not own:
         raise NotAuthorized()
     live = {EnrollmentState.ACTIVE, EnrollmentState.INVITED}
-    if any(kind in ROSTER_ROLES and state in live for kind, state, _student in own):
+    if any(kind in STAFF_LIKE and state in live for kind, state, _student in own):
         return EnrollmentScope(enrollments=in_course, path="course_admin")
     observed = [
         student
@@ -127,12 +131,91 @@ def course_enrollment_scope(*, caller: User, course: Course) -> EnrollmentScope:
     return EnrollmentScope(enrollments=in_course.filter(user=caller), path="course_member")
 
 
-def course_visible_to(*, caller: User, course: Course) -> bool:
-    """Whether the caller may see the course at all (any enrollment there, or an admin)."""
-    if (
-        Enrollment.objects.filter(course=course, user=caller)
-        .exclude(workflow_state=EnrollmentState.DELETED)
-        .exists()
-    ):
-        return True
-    return has_account_permission(caller, course.root_account, Permission.READ_ROSTER)
+# --- the parent's hot path, written out ----------------------------------------------------
+
+_USER_FIELDS = (
+    "id",
+    "uuid",
+    "name",
+    "sortable_name",
+    "short_name",
+    "pronouns",
+    "avatar_url",
+    "workflow_state",
+    "created_at",
+)
+_OWN_PAGE = Select(
+    [
+        (Enrollment, None),
+        (Course, ("id", "workflow_state")),
+        (User, _USER_FIELDS),
+        (Account, ("id", "avatars_enabled")),
+    ]
+)
+
+
+@cache
+def _own_page_sql() -> str:
+    """A user's current and invited enrollments (Canvas's default for one's own), one page.
+
+    The condition is ``api.filters.self_state_condition("current_and_invited")``
+    written out: active or invited; students and observers in available
+    courses, staff roles also in unpublished ones; the term neither ended nor
+    yet to start. ``tests/api/test_enrollments.py`` checks that both agree on
+    every combination of states and dates. Parameters: the user, the active
+    and invited states, the student-like types, available, the staff types,
+    available and unpublished, now (end), now (start), limit, offset.
+    """
+    columns = ", ".join(
+        [
+            column_list(Enrollment, "e"),
+            column_list(Course, "c", ("id", "workflow_state")),
+            column_list(User, "u", _USER_FIELDS),
+            column_list(Account, "a", ("id", "avatars_enabled")),
+        ]
+    )
+    return (
+        f"SELECT {columns}"  # noqa: S608
+        f" FROM {Enrollment._meta.db_table} e"
+        f" INNER JOIN {Course._meta.db_table} c ON c.id = e.course_id"
+        f" LEFT OUTER JOIN {Term._meta.db_table} t ON t.id = c.term_id"
+        f" INNER JOIN {User._meta.db_table} u ON u.id = e.user_id"
+        f" INNER JOIN {Account._meta.db_table} a ON a.id = e.root_account_id"
+        " WHERE e.user_id = %s AND e.workflow_state IN (%s, %s)"
+        " AND ((e.type IN (%s, %s) AND c.workflow_state = %s)"
+        " OR (e.type IN (%s, %s, %s) AND c.workflow_state IN (%s, %s)))"
+        " AND (t.end_at IS NULL OR t.end_at > %s) AND (t.start_at IS NULL OR t.start_at <= %s)"
+        " ORDER BY e.type, u.sortable_name, e.id LIMIT %s OFFSET %s"
+    )
+
+
+def own_current_enrollments(*, user: User, now, offset: int, limit: int) -> list[Enrollment]:
+    """One page of ``user``'s current and invited enrollments, in one query.
+
+    Each comes with its course (its state only), its user and its root
+    account (whether avatars are on only).
+
+    A parent app asks for this on every start (``GET /users/self/enrollments``
+    without filters), so the statement is written out (see ``services.sql``).
+    """
+    params = [
+        user.pk,
+        EnrollmentState.ACTIVE,
+        EnrollmentState.INVITED,
+        *STUDENT_LIKE,
+        Course.State.AVAILABLE,
+        *STAFF_LIKE,
+        Course.State.AVAILABLE,
+        Course.State.UNPUBLISHED,
+        now,
+        now,
+        limit,
+        offset,
+    ]
+    found = []
+    for enrollment, course, owner, root_account in _OWN_PAGE.rows(_own_page_sql(), params):
+        enrollment.course = course
+        enrollment.user = owner
+        enrollment.root_account = root_account
+        found.append(enrollment)
+    return found

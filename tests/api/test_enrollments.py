@@ -235,3 +235,60 @@ def test_factories_roster_is_isolated(api, external_parent, external_student, ex
     enroll_user(user=external_student, course=course, type=EnrollmentType.STUDENT)
     response = api(external_student, host=EXTERNAL_HOST).get("/api/v1/users/self/enrollments")
     assert [r["course_id"] for r in response.json()] == [course.pk]
+
+
+def test_written_out_default_agrees_with_the_filterset(make_user, default_account, frozen_now):
+    """own_current_enrollments (SQL) == self_state_condition("current_and_invited") (ORM)."""
+    import datetime as dt
+    import itertools
+
+    from linking.api.filters import self_state_condition
+    from linking.models import Course, Term
+    from linking.services.rosters import own_current_enrollments
+
+    now = frozen_now.now
+    day = dt.timedelta(days=1)
+    terms = [None] + [
+        Term.objects.create(root_account=default_account, name=name, start_at=start, end_at=end)
+        for name, start, end in (
+            ("current", now - day, now + day),
+            ("ended", now - 2 * day, now - day),
+            ("future", now + day, now + 2 * day),
+            ("open", None, None),
+        )
+    ]
+    user = make_user("Many Roles", default_account)
+    rows = []
+    combos = itertools.product(
+        ["student", "teacher", "observer", "designer"],
+        ["active", "invited", "inactive", "completed", "rejected"],
+        ["available", "unpublished", "completed"],
+        terms,
+    )
+    for kind, state, course_state, term in combos:
+        course = Course.objects.create(
+            name="C",
+            account=default_account,
+            root_account=default_account,
+            workflow_state=course_state,
+            term=term,
+        )
+        rows.append(
+            Enrollment(
+                user=user,
+                course=course,
+                root_account=default_account,
+                type=kind,
+                workflow_state=state,
+            )
+        )
+    Enrollment.objects.bulk_create(rows)
+    by_orm = set(
+        Enrollment.objects.filter(user=user)
+        .filter(self_state_condition("current_and_invited", now))
+        .values_list("pk", flat=True)
+    )
+    by_sql = {e.pk for e in own_current_enrollments(user=user, now=now, offset=0, limit=1000)}
+    assert by_sql == by_orm
+    # Not vacuous: some pass and most do not.
+    assert 10 < len(by_sql) < len(rows) / 2
