@@ -183,28 +183,39 @@ class RosterJson:
 
 
 def _observed_students(enrollments, json: RosterJson) -> dict:
-    """For observer enrollments: student id -> (user, {course id: [their student enrollments]})."""
-    pairs = {
-        (e.associated_user_id, e.course_id)
-        for e in enrollments
-        if e.type == EnrollmentType.OBSERVER and e.associated_user_id
-    }
+    """For observer enrollments: student id -> (user, root account, {course id: [enrollments]}).
+
+    The students' live student enrollments in the courses where they are
+    observed, in one query; each takes its course from the observer's row
+    (the same course), so courses are read again only for SIS fields.
+    """
+    courses = {}
+    pairs = set()
+    for e in enrollments:
+        if e.type == EnrollmentType.OBSERVER and e.associated_user_id:
+            pairs.add((e.associated_user_id, e.course_id))
+            courses[e.course_id] = e.course
     if not pairs:
         return {}
-    student_ids = {student for student, _course in pairs}
-    course_ids = {course for _student, course in pairs}
-    found: dict[int, tuple] = {}
+    related = ["user", "root_account"]
+    if json.sis:
+        related += ["course", "course__account"]
     rows = (
         Enrollment.objects.filter(
-            user_id__in=student_ids, course_id__in=course_ids, type=EnrollmentType.STUDENT
+            user_id__in={student for student, _course in pairs},
+            course_id__in=courses.keys(),
+            type=EnrollmentType.STUDENT,
         )
         .exclude(workflow_state__in=_ENDED)
-        .select_related("course", "course__account", "user", "root_account")
+        .select_related(*related)
         .order_by("id")
     )
+    found: dict[int, tuple] = {}
     for row in rows:
-        if not row.user.is_active:
+        if not row.user.is_active or (row.user_id, row.course_id) not in pairs:
             continue
+        if not json.sis:
+            row.course = courses[row.course_id]
         entry = found.setdefault(row.user_id, (row.user, row.root_account, {}))
         entry[2].setdefault(row.course_id, []).append(row)
     return found
@@ -279,32 +290,24 @@ class RosterViewSet(CanvasViewSet):
         filterset = CourseEnrollmentFilterSet(data=request.query_params, queryset=enrollments)
         if not filterset.is_valid():
             return _filter_errors(filterset)
-        enrollments = filterset.qs
         page = page_request(request.query_params)
         offset = min(page.offset, _MAX_OFFSET)
-        course_ids = list(
-            enrollments.order_by("course__name", "course_id")
-            .values_list("course_id", flat=True)
-            .distinct()[offset : offset + page.per_page + 1]
-        )
-        has_next = len(course_ids) > page.per_page
-        course_ids = course_ids[: page.per_page]
-        by_course: dict[int, list] = {course_id: [] for course_id in course_ids}
+        # One user's enrollments are few: read them all with their courses in
+        # one query and page over the courses they make (as Canvas does).
+        by_course: dict[int, list] = {}
         courses = {}
-        for row in (
-            enrollments.filter(course_id__in=course_ids)
-            .select_related("course", "course__term")
-            .order_by("id")
+        for row in filterset.qs.select_related("course", "course__term").order_by(
+            "course__name", "course_id", "id"
         ):
             courses[row.course_id] = row.course
-            by_course[row.course_id].append(row)
+            by_course.setdefault(row.course_id, []).append(row)
+        course_ids = list(by_course)[offset : offset + page.per_page + 1]
+        has_next = len(course_ids) > page.per_page
+        course_ids = course_ids[: page.per_page]
+        by_course = {course_id: by_course[course_id] for course_id in course_ids}
         if "observed_users" in json.wanted:
             self.add_observed_enrollments(by_course)
-        body = [
-            json.course(courses[course_id], by_course[course_id])
-            for course_id in course_ids
-            if course_id in courses
-        ]
+        body = [json.course(courses[course_id], by_course[course_id]) for course_id in course_ids]
         return Response(
             body, headers={"Link": open_ended_link_header(request, page=page, has_next=has_next)}
         )

@@ -207,9 +207,9 @@ def test_courses_as_parent(api, parent, family, django_assert_num_queries, n):
     family(n)
     client = api(parent)
     warm(client)
-    # tenant, token, the page's course ids, their enrollments with courses and terms,
-    # the observed students' enrollments
-    with django_assert_num_queries(5):
+    # tenant, token, the user's enrollments with their courses and terms, the observed
+    # students' enrollments
+    with django_assert_num_queries(4):
         response = client.get("/api/v1/courses", {"include[]": "observed_users"})
     assert len(response.json()) == 1
     assert len(response.json()[0]["enrollments"]) == 2 * n
