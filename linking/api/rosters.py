@@ -66,9 +66,10 @@ class RosterJson:
     def url(self, path: str) -> str:
         return f"{self.origin}{path}"
 
-    def user(self, user, root_account) -> dict:
+    def user(self, user, enrollment) -> dict:
+        """The user JSON; ``enrollment``'s root account (read only for avatars) decides avatars."""
         data = s.user_json(user)
-        if "avatar_url" in self.wanted and root_account.avatars_enabled:
+        if "avatar_url" in self.wanted and enrollment.root_account.avatars_enabled:
             data["avatar_url"] = self.avatar_url(user)
         if "uuid" in self.wanted:
             data["uuid"] = user.uuid.hex
@@ -120,7 +121,7 @@ class RosterJson:
                 }
             )
         if with_user:
-            data["user"] = self.user(enrollment.user, enrollment.root_account)
+            data["user"] = self.user(enrollment.user, enrollment)
         return data
 
     def course_enrollment(self, enrollment) -> dict:
@@ -183,11 +184,12 @@ class RosterJson:
 
 
 def _observed_students(enrollments, json: RosterJson) -> dict:
-    """For observer enrollments: student id -> (user, root account, {course id: [enrollments]}).
+    """For observer enrollments: student id -> (user, {course id: [their enrollments]}).
 
     The students' live student enrollments in the courses where they are
-    observed, in one query; each takes its course from the observer's row
-    (the same course), so courses are read again only for SIS fields.
+    observed (an observer enrollment mirrors one), with the students, in one
+    query; each takes its course from the observer's row (the same course),
+    so courses are read again only for SIS fields.
     """
     courses = {}
     pairs = set()
@@ -197,7 +199,7 @@ def _observed_students(enrollments, json: RosterJson) -> dict:
             courses[e.course_id] = e.course
     if not pairs:
         return {}
-    related = ["user", "root_account"]
+    related = ["user"]
     if json.sis:
         related += ["course", "course__account"]
     rows = (
@@ -216,8 +218,8 @@ def _observed_students(enrollments, json: RosterJson) -> dict:
             continue
         if not json.sis:
             row.course = courses[row.course_id]
-        entry = found.setdefault(row.user_id, (row.user, row.root_account, {}))
-        entry[2].setdefault(row.course_id, []).append(row)
+        entry = found.setdefault(row.user_id, (row.user, {}))
+        entry[1].setdefault(row.course_id, []).append(row)
     return found
 
 
@@ -258,6 +260,10 @@ class RosterViewSet(CanvasViewSet):
             rows = rosters.own_current_enrollments(
                 user=request.user, now=timezone.now(), offset=offset, limit=page.per_page + 1
             )
+            if "avatar_url" in json.wanted:
+                accounts = rosters.avatar_settings(row.root_account_id for row in rows)
+                for row in rows:
+                    row.root_account = accounts[row.root_account_id]
         else:
             rows = self.filtered_rows(request, scope, json, offset=offset, limit=page.per_page + 1)
             if isinstance(rows, Response):
@@ -274,8 +280,9 @@ class RosterViewSet(CanvasViewSet):
             data = json.enrollment(row)
             student = observed.get(row.associated_user_id) if row.type == "observer" else None
             if student is not None:
-                user, root_account, by_course = student
-                shown = json.user(user, root_account)
+                user, by_course = student
+                # The same course, so the same school decides the avatar.
+                shown = json.user(user, row)
                 shown["enrollments"] = [
                     json.enrollment(e, with_user=False) for e in by_course.get(row.course_id, [])
                 ]

@@ -133,25 +133,7 @@ def course_enrollment_scope(*, caller: User, course: Course) -> EnrollmentScope:
 
 # --- the parent's hot path, written out ----------------------------------------------------
 
-_USER_FIELDS = (
-    "id",
-    "uuid",
-    "name",
-    "sortable_name",
-    "short_name",
-    "pronouns",
-    "avatar_url",
-    "workflow_state",
-    "created_at",
-)
-_OWN_PAGE = Select(
-    [
-        (Enrollment, None),
-        (Course, ("id", "workflow_state")),
-        (User, _USER_FIELDS),
-        (Account, ("id", "avatars_enabled")),
-    ]
-)
+_OWN_PAGE = Select([(Enrollment, None), (Course, ("id", "workflow_state"))])
 
 
 @cache
@@ -162,41 +144,35 @@ def _own_page_sql() -> str:
     written out: active or invited; students and observers in available
     courses, staff roles also in unpublished ones; the term neither ended nor
     yet to start. ``tests/api/test_enrollments.py`` checks that both agree on
-    every combination of states and dates. Parameters: the user, the active
-    and invited states, the student-like types, available, the staff types,
-    available and unpublished, now (end), now (start), limit, offset.
+    every combination of states and dates. Canvas orders by type, the user's
+    name and id; the user is one here, so type and id. Parameters: the user,
+    the active and invited states, the student-like types, available, the
+    staff types, available and unpublished, now (end), now (start), limit,
+    offset.
     """
     columns = ", ".join(
-        [
-            column_list(Enrollment, "e"),
-            column_list(Course, "c", ("id", "workflow_state")),
-            column_list(User, "u", _USER_FIELDS),
-            column_list(Account, "a", ("id", "avatars_enabled")),
-        ]
+        [column_list(Enrollment, "e"), column_list(Course, "c", ("id", "workflow_state"))]
     )
     return (
         f"SELECT {columns}"  # noqa: S608
         f" FROM {Enrollment._meta.db_table} e"
         f" INNER JOIN {Course._meta.db_table} c ON c.id = e.course_id"
         f" LEFT OUTER JOIN {Term._meta.db_table} t ON t.id = c.term_id"
-        f" INNER JOIN {User._meta.db_table} u ON u.id = e.user_id"
-        f" INNER JOIN {Account._meta.db_table} a ON a.id = e.root_account_id"
         " WHERE e.user_id = %s AND e.workflow_state IN (%s, %s)"
         " AND ((e.type IN (%s, %s) AND c.workflow_state = %s)"
         " OR (e.type IN (%s, %s, %s) AND c.workflow_state IN (%s, %s)))"
         " AND (t.end_at IS NULL OR t.end_at > %s) AND (t.start_at IS NULL OR t.start_at <= %s)"
-        " ORDER BY e.type, u.sortable_name, e.id LIMIT %s OFFSET %s"
+        " ORDER BY e.type, e.id LIMIT %s OFFSET %s"
     )
 
 
 def own_current_enrollments(*, user: User, now, offset: int, limit: int) -> list[Enrollment]:
     """One page of ``user``'s current and invited enrollments, in one query.
 
-    Each comes with its course (its state only), its user and its root
-    account (whether avatars are on only).
-
-    A parent app asks for this on every start (``GET /users/self/enrollments``
-    without filters), so the statement is written out (see ``services.sql``).
+    Each comes with its course (its state only) and ``user`` itself. A
+    parent app asks for this on every start (``GET /users/self/enrollments``
+    without filters), so the statement is written out (see ``services.sql``)
+    and joins only what the filter needs.
     """
     params = [
         user.pk,
@@ -213,9 +189,13 @@ def own_current_enrollments(*, user: User, now, offset: int, limit: int) -> list
         offset,
     ]
     found = []
-    for enrollment, course, owner, root_account in _OWN_PAGE.rows(_own_page_sql(), params):
+    for enrollment, course in _OWN_PAGE.rows(_own_page_sql(), params):
         enrollment.course = course
-        enrollment.user = owner
-        enrollment.root_account = root_account
+        enrollment.user = user
         found.append(enrollment)
     return found
+
+
+def avatar_settings(root_account_ids) -> dict[int, Account]:
+    """The root accounts (whether avatars are on, only) by id: one query."""
+    return Account.objects.only("id", "avatars_enabled").in_bulk(set(root_account_ids))

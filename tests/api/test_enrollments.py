@@ -292,3 +292,20 @@ def test_written_out_default_agrees_with_the_filterset(make_user, default_accoun
     assert by_sql == by_orm
     # Not vacuous: some pass and most do not.
     assert 10 < len(by_sql) < len(rows) / 2
+
+
+def test_avatar_url_follows_the_schools_setting(api, parent, family, default_account):
+    rows = api(parent).get("/api/v1/users/self/enrollments", {"include[]": "avatar_url"}).json()
+    assert rows and all("avatar_url" not in row["user"] for row in rows)
+    default_account.avatars_enabled = True
+    default_account.save()
+    rows = (
+        api(parent)
+        .get("/api/v1/users/self/enrollments", {"include[]": ["avatar_url", "observed_users"]})
+        .json()
+    )
+    assert all(
+        row["user"]["avatar_url"] == "http://default.test/images/messages/avatar-50.png"
+        for row in rows
+    )
+    assert all("avatar_url" in row["observed_user"] for row in rows)
