@@ -60,6 +60,7 @@ class RosterJson:
         self.sis = sis
         self.avatar_url = s.AvatarUrls(request)
         self.logins: dict = {}
+        self._users: dict[tuple, dict] = {}
         # Every row has two links; the scheme and host are worked out once.
         self.origin = request.build_absolute_uri("/")[:-1]
 
@@ -67,13 +68,20 @@ class RosterJson:
         return f"{self.origin}{path}"
 
     def user(self, user, enrollment) -> dict:
-        """The user JSON; ``enrollment``'s root account (read only for avatars) decides avatars."""
-        data = s.user_json(user)
-        if "avatar_url" in self.wanted and enrollment.root_account.avatars_enabled:
-            data["avatar_url"] = self.avatar_url(user)
-        if "uuid" in self.wanted:
-            data["uuid"] = user.uuid.hex
-        return data
+        """The user JSON; ``enrollment``'s root account (read only for avatars) decides avatars.
+
+        One user's enrollments repeat the same user: built once per user and school.
+        """
+        key = (user.pk, enrollment.root_account_id)
+        data = self._users.get(key)
+        if data is None:
+            data = s.user_json(user)
+            if "avatar_url" in self.wanted and enrollment.root_account.avatars_enabled:
+                data["avatar_url"] = self.avatar_url(user)
+            if "uuid" in self.wanted:
+                data["uuid"] = user.uuid.hex
+            self._users[key] = data
+        return dict(data)
 
     def grades(self, enrollment) -> dict:
         # No gradebook lives here: Canvas's grades object with its link only.
