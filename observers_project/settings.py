@@ -282,13 +282,20 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "observers API",
-    "DESCRIPTION": "Canvas LMS compatible User Observees API.",
+    "DESCRIPTION": (
+        "Canvas LMS compatible User Observees, Enrollments and Courses APIs, with "
+        "developer keys, scopes and Canvas's OAuth2 flow."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "linking.api.oauth_schema.add_oauth_paths",
+    ],
 }
 
 LOGGING = {

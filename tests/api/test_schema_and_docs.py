@@ -15,6 +15,8 @@ PATHS = {
     "/api/v1/courses/{course_id}/enrollments",
     "/api/v1/courses",
     "/api/v1/users/{user_id}/courses",
+    "/login/oauth2/auth",
+    "/login/oauth2/token",
 }
 
 
@@ -62,6 +64,15 @@ def test_schema_documents_the_read_endpoints_and_oauth2(client, default_account)
     assert flow["tokenUrl"] == "/login/oauth2/token"
     assert set(flow["scopes"]) == set(API_SCOPES)
     assert {"oauth2": []} in courses["security"]
+    token = schema["paths"]["/login/oauth2/token"]
+    assert set(token) == {"post", "delete"}
+    grant = token["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert grant["properties"]["grant_type"]["enum"] == ["authorization_code", "refresh_token"]
+    assert (
+        "user"
+        in token["post"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    )
+    assert schema["paths"]["/login/oauth2/auth"]["get"]["operationId"] == "oauth2_authorize"
 
 
 def test_docs_page_uses_only_local_assets(client, default_account):
