@@ -328,7 +328,10 @@ REST_FRAMEWORK = {
         "linking.api.authentication.BearerTokenAuthentication",
         "linking.api.authentication.CanvasSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["linking.api.permissions.IsAuthenticatedCanvas"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "linking.api.permissions.IsAuthenticatedCanvas",
+        "linking.api.permissions.TokenScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -345,7 +348,10 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "observers API",
-    "DESCRIPTION": "Canvas LMS compatible User Observees API.",
+    "DESCRIPTION": (
+        "Canvas LMS compatible User Observees, Enrollments and Courses APIs, with "
+        "developer keys, scopes and Canvas's OAuth2 flow."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -358,6 +364,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "linking.services.webhook_events.add_webhooks_to_schema",
+        "linking.api.oauth_schema.add_oauth_paths",
     ],
 }
 

@@ -3,6 +3,7 @@
 from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
+from .developer_keys import AuthorizationCode, DeveloperKey
 from .links import LinkEnd, LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
@@ -38,11 +39,13 @@ __all__ = [
     "AuditAction",
     "AuditEvent",
     "AuditSource",
+    "AuthorizationCode",
     "ComingOfAge",
     "ComingOfAgePolicy",
     "Course",
     "CourseRoleOverride",
     "DeliveryStatus",
+    "DeveloperKey",
     "EmailNotification",
     "EmailPreference",
     "Enrollment",

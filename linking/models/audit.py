@@ -26,6 +26,8 @@ class AuditAction(models.TextChoices):
     SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
     SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
     SSO_CONFIGURED = "sso.configured", _("single sign-on provider saved")
+    DEVELOPER_KEY_CREATED = "developer_key.created", _("developer key created")
+    DEVELOPER_KEY_CHANGED = "developer_key.changed", _("developer key changed")
 
 
 class AuditSource(models.TextChoices):

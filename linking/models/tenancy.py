@@ -169,6 +169,7 @@ class Permission(models.TextChoices):
     )
     READ_SIS = "read_sis", _("SIS data - read")
     VIEW_USER_LOGINS = "view_user_logins", _("Users - view login ids")
+    READ_ROSTER = "read_roster", _("Users - view list (enrollments and courses of the school)")
 
 
 class Role(models.Model):
@@ -188,6 +189,7 @@ class Role(models.Model):
     generate_observer_pairing_code = models.BooleanField(default=False)
     read_sis = models.BooleanField(default=False)
     view_user_logins = models.BooleanField(default=False)
+    read_roster = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

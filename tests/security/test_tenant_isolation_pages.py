@@ -103,6 +103,15 @@ def world(schools, tmp_path, settings):
         student=b["student"], root_account=school, actor=Actor.system()
     ).pairing_code
     issue_access_token(user=b["parent"], actor=Actor.system())
+    from linking.services.developer_keys import create_developer_key
+
+    create_developer_key(
+        root_account=school,
+        name="Secret B app",
+        redirect_uris="https://app.b.test/cb",
+        scopes=["url:GET|/api/v1/users/:user_id/enrollments"],
+        actor=Actor.system(),
+    )
     for user, sis_id in ((b["parent"], "PB"), (b["student"], "SB")):
         user.logins.filter(root_account=school).update(sis_user_id=sis_id)
     csv = tmp_path / "user_observers.csv"
