@@ -38,122 +38,170 @@ def order_keys(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("linking", "0011_sso_operations"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EmailPreference',
+            name="EmailPreference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('muted_kinds', models.JSONField(blank=True, default=list)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("muted_kinds", models.JSONField(blank=True, default=list)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='PeriodicTaskRun',
+            name="PeriodicTaskRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slot', models.DateTimeField()),
-                ('enqueued_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slot", models.DateTimeField()),
+                ("enqueued_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookAttempt',
+            name="WebhookAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempted_at', models.DateTimeField()),
-                ('duration_ms', models.PositiveIntegerField()),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('response_excerpt', models.TextField(blank=True)),
-                ('error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempted_at", models.DateTimeField()),
+                ("duration_ms", models.PositiveIntegerField()),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("response_excerpt", models.TextField(blank=True)),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['delivery_id', 'id'],
+                "ordering": ["delivery_id", "id"],
             },
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='snapshot',
+            model_name="auditevent",
+            name="snapshot",
             field=models.JSONField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='claim_token',
+            model_name="webhookdelivery",
+            name="claim_token",
             field=models.CharField(blank=True, editable=False, max_length=32),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='claimed_until',
+            model_name="webhookdelivery",
+            name="claimed_until",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='order_key',
+            model_name="webhookdelivery",
+            name="order_key",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='webhookendpoint',
-            name='disabled_reason',
+            model_name="webhookendpoint",
+            name="disabled_reason",
             field=models.CharField(blank=True, editable=False, max_length=255),
         ),
         migrations.AddField(
-            model_name='webhookendpoint',
-            name='previous_secret',
+            model_name="webhookendpoint",
+            name="previous_secret",
             field=models.CharField(blank=True, editable=False, max_length=128),
         ),
         migrations.AddField(
-            model_name='webhookendpoint',
-            name='previous_secret_expires_at',
+            model_name="webhookendpoint",
+            name="previous_secret_expires_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AlterField(
-            model_name='webhookendpoint',
-            name='is_active',
-            field=models.BooleanField(default=True, help_text='Turned off, the endpoint gets no new events; deliveries already queued wait and are sent when it is turned on again.'),
+            model_name="webhookendpoint",
+            name="is_active",
+            field=models.BooleanField(
+                default=True,
+                help_text="Turned off, the endpoint gets no new events; deliveries already queued wait and are sent when it is turned on again.",
+            ),
         ),
         migrations.AlterField(
-            model_name='webhookendpoint',
-            name='secret',
-            field=models.CharField(default=linking.models.notifications.generate_webhook_secret, help_text='Standard Webhooks signing secret (whsec_ followed by base64); the receiver verifies the webhook-signature header with it.', max_length=128),
+            model_name="webhookendpoint",
+            name="secret",
+            field=models.CharField(
+                default=linking.models.notifications.generate_webhook_secret,
+                help_text="Standard Webhooks signing secret (whsec_ followed by base64); the receiver verifies the webhook-signature header with it.",
+                max_length=128,
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['endpoint', 'id'], name='webhook_pending_order'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["endpoint", "id"],
+                name="webhook_pending_order",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'pending'), models.Q(('claimed_until__isnull', False), ('attempts__gt', 0), _connector='OR')), fields=['endpoint', 'order_key'], name='webhook_pending_busy'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(
+                    ("status", "pending"),
+                    models.Q(
+                        ("claimed_until__isnull", False), ("attempts__gt", 0), _connector="OR"
+                    ),
+                ),
+                fields=["endpoint", "order_key"],
+                name="webhook_pending_busy",
+            ),
         ),
         migrations.AddField(
-            model_name='emailpreference',
-            name='root_account',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='linking.account'),
+            model_name="emailpreference",
+            name="root_account",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="linking.account"
+            ),
         ),
         migrations.AddField(
-            model_name='emailpreference',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="emailpreference",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='periodictaskrun',
-            constraint=models.UniqueConstraint(fields=('name', 'slot'), name='periodic_run_once_per_slot'),
+            model_name="periodictaskrun",
+            constraint=models.UniqueConstraint(
+                fields=("name", "slot"), name="periodic_run_once_per_slot"
+            ),
         ),
         migrations.AddField(
-            model_name='webhookattempt',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='linking.webhookdelivery'),
+            model_name="webhookattempt",
+            name="delivery",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attempt_log",
+                to="linking.webhookdelivery",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='emailpreference',
-            constraint=models.UniqueConstraint(fields=('user', 'root_account'), name='email_preference_one_per_person'),
+            model_name="emailpreference",
+            constraint=models.UniqueConstraint(
+                fields=("user", "root_account"), name="email_preference_one_per_person"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookattempt',
-            index=models.Index(fields=['delivery', 'id'], name='webhook_attempt_delivery'),
+            model_name="webhookattempt",
+            index=models.Index(fields=["delivery", "id"], name="webhook_attempt_delivery"),
         ),
         migrations.RunPython(secrets_to_whsec, migrations.RunPython.noop),
         migrations.RunPython(order_keys, migrations.RunPython.noop),
