@@ -298,7 +298,11 @@ class EmailPreference(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "root_account"], name="email_preference_one_per_person"
+                fields=["user", "root_account"],
+                name="email_preference_one_per_person",
+                violation_error_message=_(
+                    "This person already has e-mail preferences at this school."
+                ),
             ),
         ]
 
@@ -319,7 +323,11 @@ class PeriodicTaskRun(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["name", "slot"], name="periodic_run_once_per_slot"),
+            models.UniqueConstraint(
+                fields=["name", "slot"],
+                name="periodic_run_once_per_slot",
+                violation_error_message=_("This periodic task already ran in this period."),
+            ),
         ]
 
     def __str__(self) -> str:

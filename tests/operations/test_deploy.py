@@ -37,7 +37,7 @@ def test_systemd_units_run_the_web_server_and_the_worker():
     assert "gunicorn -c deploy/gunicorn.conf.py" in web
     assert "PROMETHEUS_MULTIPROC_DIR=" in web
     assert "EnvironmentFile=/etc/observers/observers.env" in web
-    assert "send_queued_notifications --loop" in worker
+    assert "manage.py run_worker" in worker
     assert "EnvironmentFile=/etc/observers/observers.env" in worker
 
 
