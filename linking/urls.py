@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import account_views, locale, views
 
 app_name = "linking"
 urlpatterns = [
@@ -11,6 +11,25 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("language/", locale.switch_language, name="switch_language"),
+    path("password_reset/", account_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password_reset/done/",
+        account_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "reset/<uidb64>/<token>/",
+        account_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        account_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("verify-email/<uidb64>/<token>/", account_views.verify_email, name="verify_email"),
+    path("verify-email/resend/", account_views.resend_verification, name="resend_verification"),
     path("pair", views.pair, name="pair"),
     path("observing/", views.observing, name="observing"),
     path("observing/add/", views.add_student, name="add_student"),

@@ -9,6 +9,7 @@ the admin.
 """
 
 import math
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -42,7 +44,7 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
-from .services import notifications, registration
+from .services import notifications, registration, verification
 from .services import pairing as pairing_service
 from .services.errors import (
     FeatureDisabled,
@@ -77,7 +79,12 @@ def _forbidden(request, message: str, *, title: str | None = None):
 def rate_limited(request, error: RateLimited):
     """The 429 "too many tries" page, with Retry-After (the admin's sign-in page uses it too)."""
     minutes = max(1, math.ceil(error.retry_after / 60))
-    response = render(request, "linking/rate_limited.html", {"minutes": minutes}, status=429)
+    context = {
+        "minutes": minutes,
+        # Shown in the school's time zone (linking.locale) and the reader's language.
+        "until": timezone.now() + timedelta(seconds=error.retry_after),
+    }
+    response = render(request, "linking/rate_limited.html", context, status=429)
     response["Retry-After"] = str(error.retry_after)
     return response
 
@@ -218,6 +225,13 @@ def signup(request):
             form.add_error("codes", INVALID_CODE_MESSAGE)
         else:
             auth_login(request, result.user, backend=LOGIN_BACKEND)
+            verification.send_verification(
+                user=result.user,
+                root_account=request.root_account,
+                base_url=request.build_absolute_uri("/"),
+                actor=_actor(request),
+                count=False,
+            )
             names = ", ".join(student.name for student in result.students)
             messages.success(
                 request, _("Welcome! You are now observing %(names)s.") % {"names": names}

@@ -15,6 +15,9 @@ class AuditAction(models.TextChoices):
     CREDENTIALS_FAILED = "credentials.failed", _("failed credential check")
     TOKEN_ISSUED = "access_token.issued", _("access token issued")
     TOKEN_REVOKED = "access_token.revoked", _("access token revoked")
+    PASSWORD_RESET_REQUESTED = "password.reset_requested", _("password reset requested")
+    PASSWORD_RESET = "password.reset", _("password reset")
+    EMAIL_VERIFIED = "email.verified", _("e-mail address verified")
 
 
 class AuditSource(models.TextChoices):

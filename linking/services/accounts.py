@@ -210,3 +210,11 @@ def find_login(*, root_account: Account, unique_id: str) -> Login | None:
         .select_related("user")
         .first()
     )
+
+
+def set_locale(*, user: User, language: str) -> User:
+    """Remember the language a person chose on the pages (Canvas: the user's locale)."""
+    if user.locale != language:
+        user.locale = language
+        user.save(update_fields=["locale", "updated_at"])
+    return user

@@ -268,7 +268,10 @@ def _plan_emails(
     return [
         _queued(event, kind, recipient)
         for kind, recipient in wanted
-        if recipient.email and recipient.workflow_state != User.State.DELETED
+        if recipient.email
+        and recipient.workflow_state != User.State.DELETED
+        # A self-registered parent's address is only their word until confirmed.
+        and recipient.email_unverified_since is None
     ]
 
 

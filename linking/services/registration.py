@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from ..models import Account, LinkSource, Login, ObservationLink, SelfRegistration, User
-from . import ratelimit
+from . import ratelimit, verification
 from .accounts import create_user_with_login
 from .context import Actor
 from .errors import (
@@ -142,6 +142,8 @@ def _create_observer_and_redeem(
     except IntegrityError as exc:
         raise LoginTaken() from exc
     login = user.logins.get()
+    # The address is only the parent's word until they open the link sent to it.
+    verification.mark_unverified(user)
     # The parent acts for themself from here on: their own links need no admin right.
     as_observer = Actor(
         user=user, source=actor.source, ip_address=actor.ip_address, user_agent=actor.user_agent
