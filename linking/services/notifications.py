@@ -176,7 +176,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
 
 
 # What planning reads of people and links (e-mails render later, from a fresh query).
-_PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state")
+_PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state", "email_unverified_since")
 _LINK_FIELDS = ("id", "workflow_state", "source")
 
 

@@ -261,8 +261,25 @@ def _portal_names():
 
 
 def _portal_url(name, world):
+    from django.utils.http import urlsafe_base64_encode
+
+    from linking.services import passwords
+
     b = world["b"]
-    kwargs = {"remove_student": {"link_id": b["link"].pk}, "revoke_code": {"code_id": b["code"].pk}}
+    login = Login.objects.get(user=b["parent"], root_account=b["school"])
+    kwargs = {
+        "remove_student": {"link_id": b["link"].pk},
+        "revoke_code": {"code_id": b["code"].pk},
+        # B's parent's real reset link: it must not open on A's host.
+        "password_reset_confirm": {
+            "uidb64": urlsafe_base64_encode(str(login.pk).encode()),
+            "token": passwords.token_generator.make_token(login),
+        },
+        "verify_email": {
+            "uidb64": urlsafe_base64_encode(str(b["parent"].pk).encode()),
+            "token": "not-a-token",
+        },
+    }
     return reverse(f"linking:{name}", kwargs=kwargs.get(name))
 
 
@@ -297,7 +314,12 @@ def test_every_page_with_an_object_id_is_covered():
         for p in portal_urls.urlpatterns
         if isinstance(p, URLPattern) and p.pattern.converters
     }
-    assert with_ids == {"remove_student", "revoke_code"}
+    assert with_ids == {
+        "remove_student",
+        "revoke_code",
+        "password_reset_confirm",
+        "verify_email",
+    }
 
 
 def test_school_b_own_people_can_remove_their_link_and_revoke_their_code(world):
