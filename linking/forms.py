@@ -115,11 +115,12 @@ class SignupForm(forms.Form):
     codes = forms.CharField(
         label=_("Pairing codes"),
         max_length=400,
+        # Filled in per form (__init__): "%" on a lazy string at import would
+        # fix the English text for every reader.
         help_text=_(
             "The code your student gave you, for example ABCD-EFGH. "
             "For several students, put each code on its own line (up to %(max)s)."
-        )
-        % {"max": MAX_SIGNUP_CODES},
+        ),
         widget=forms.Textarea(
             attrs={
                 "rows": 3,
@@ -130,6 +131,11 @@ class SignupForm(forms.Form):
             }
         ),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        codes = self.fields["codes"]
+        codes.help_text = str(codes.help_text) % {"max": MAX_SIGNUP_CODES}
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

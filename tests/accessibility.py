@@ -1,4 +1,4 @@
-"""axe-core (the copy axe-playwright-python ships) run on a page in Chromium: no violations allowed."""
+"""axe-core (the copy axe-playwright-python ships) run in Chromium: no violations allowed."""
 
 from axe_playwright_python.sync_playwright import Axe
 
