@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("signup/confirm/", views.confirm_signup, name="confirm_signup"),
     path("language/", locale.switch_language, name="switch_language"),
     path("password_reset/", account_views.PasswordResetView.as_view(), name="password_reset"),
     path(

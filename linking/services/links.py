@@ -220,3 +220,12 @@ def link_to_common_root_accounts(
     return link_observer_on_accounts(
         observer=observer, student=student, root_accounts=accounts, actor=actor, source=source
     )
+
+
+def observes(*, observer: User, student: User, root_account: Account) -> bool:
+    """Whether ``observer`` already has an active link to ``student`` in ``root_account``."""
+    return (
+        ObservationLink.objects.active()
+        .filter(observer=observer, student=student, root_account=root_account)
+        .exists()
+    )

@@ -105,6 +105,12 @@ def test_new_parent_confirms_their_address_on_a_phone(browser_page, live_server,
     page.get_by_label("Password", exact=True).fill("a-Long-enough-secret-9")
     page.get_by_label("Password again").fill("a-Long-enough-secret-9")
     page.get_by_role("button", name="Create account").click()
+    # "Is this your student?" before anything is created.
+    page.wait_for_url(f"{base}/signup/confirm/")
+    assert page.locator(".big-name").inner_text() == "Sam Rivera"
+    assert_accessible(page)
+    save_screenshot(page, "portal-confirm-signup-phone")
+    page.get_by_role("button", name="Yes, create my account").click()
     page.wait_for_url(f"{base}/observing/")
     assert page.get_by_role("heading", name="Confirm your e-mail address").is_visible()
     assert_accessible(page)
