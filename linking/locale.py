@@ -13,7 +13,8 @@ from django.http import HttpResponseNotAllowed
 from django.utils import timezone, translation
 from django.views.i18n import set_language
 
-from .services import accounts, mail
+from .services import accounts
+from .timezones import school_time_zone
 
 _API_PREFIXES = ("/api/", "/login/oauth2/", "/health", "/static/")
 
@@ -42,7 +43,7 @@ class PersonLocaleMiddleware:
                 translation.activate(preferred)
                 request.LANGUAGE_CODE = preferred
         root_account = getattr(request, "root_account", None)
-        with timezone.override(mail.school_time_zone(root_account)):
+        with timezone.override(school_time_zone(root_account)):
             return self.get_response(request)
 
 

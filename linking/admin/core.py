@@ -218,6 +218,7 @@ class AccountModelAdmin(TenantScopedAdmin):
                     "pairing_code_lifetime_hours",
                     "credential_linking_allowed",
                     "avatars_enabled",
+                    "time_zone",
                 ],
                 "description": _("Only used on root accounts."),
             },

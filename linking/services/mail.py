@@ -8,7 +8,6 @@ pages that send them answer the same either way.
 """
 
 import logging
-import zoneinfo
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -16,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from ..models import Account, User
+from ..timezones import school_time_zone
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +25,6 @@ def language_for(user: User | None) -> str:
     available = {code for code, _name in settings.LANGUAGES}
     locale = ((user.locale if user is not None else "") or "").split("-")[0].lower()
     return locale if locale in available else settings.LANGUAGE_CODE
-
-
-def school_time_zone(root_account: Account | None) -> zoneinfo.ZoneInfo:
-    name = getattr(root_account, "time_zone", "") or settings.TIME_ZONE
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def send_to_person(

@@ -22,6 +22,7 @@ from ..models import (
     User,
 )
 from ..spreadsheet import text_row
+from ..timezones import local_iso
 from .context import Actor
 from .errors import CannotObserveSelf, NoCommonRootAccount, NotAuthorized
 from .links import link_observer
@@ -118,7 +119,8 @@ def pairing_code_csv_rows(letters: Iterable[PairingLetter]) -> Iterator[list[str
             first_name,
             sis_id,
             f'="{letter.issued.plaintext}"',
-            letter.issued.expires_at.isoformat(),
+            # In the school's time zone, with its offset.
+            local_iso(letter.issued.expires_at, letter.issued.pairing_code.root_account),
         ]
 
 
