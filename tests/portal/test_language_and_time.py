@@ -93,3 +93,11 @@ def test_unknown_users_locale_falls_back(signed_in, parent):
     User.objects.filter(pk=parent.pk).update(locale="fr-CA")
     page = signed_in(parent).get("/observing/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert '<html lang="en">' in page
+
+
+def test_the_staff_admin_has_the_switch_too(web, staff_a):
+    web.force_login(staff_a, backend="linking.auth_backends.LoginBackend")
+    html = web.get("/admin/").content.decode()
+    assert 'action="/language/"' in html and 'value="es"' in html
+    spanish = web.get("/admin/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Cerrar sesión" in spanish
