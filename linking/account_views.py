@@ -84,7 +84,9 @@ def verify_email(request, uidb64: str, token: str):
     """The confirmation link: a button to confirm (a mail scanner's GET confirms nothing)."""
     user = verification.user_from_link(root_account=request.root_account, uidb64=uidb64)
     if request.method == "GET":
-        return render(request, "linking/verify_email.html", {"valid": user is not None})
+        # Checked on the page too, so it tells nothing to someone without the token.
+        valid = verification.link_is_valid(user, token)
+        return render(request, "linking/verify_email.html", {"valid": valid})
     if user is not None:
         try:
             verification.verify_email(

@@ -94,6 +94,10 @@ def user_from_link(*, root_account: Account, uidb64: str) -> User | None:
     return User.objects.live().filter(pk=pk, pk__in=has_login.values("user_id")).first()
 
 
+def link_is_valid(user: User | None, token: str) -> bool:
+    return user is not None and is_unverified(user) and token_generator.check_token(user, token)
+
+
 @transaction.atomic
 def verify_email(*, user: User, token: str, root_account: Account, actor: Actor) -> User:
     """Mark ``user``'s address confirmed; raises InvalidVerificationLink for a bad or used token.

@@ -93,6 +93,8 @@ def test_a_forged_link_or_another_schools_host_confirms_nothing(
 ):
     path = _verify_path(mail.outbox[0])
     uid = path.split("/")[2]
+    shown = Client(HTTP_HOST=HOST).get(f"/verify-email/{uid}/bad-token/")
+    assert "This link does not work" in shown.content.decode()
     forged = Client(HTTP_HOST=HOST).post(f"/verify-email/{uid}/bad-token/")
     assert forged.status_code == 200 and "This link does not work" in forged.content.decode()
     elsewhere = Client(HTTP_HOST=OTHER_HOST).post(path)
