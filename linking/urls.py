@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import account_views, locale, views
+from . import account_views, invitation_views, locale, views
 
 app_name = "linking"
 urlpatterns = [
@@ -31,6 +31,12 @@ urlpatterns = [
     ),
     path("verify-email/<uidb64>/<token>/", account_views.verify_email, name="verify_email"),
     path("verify-email/resend/", account_views.resend_verification, name="resend_verification"),
+    path("invitations/<str:token>/", invitation_views.invitation, name="invitation"),
+    path(
+        "invitations/<str:token>/signup/",
+        invitation_views.invitation_signup,
+        name="invitation_signup",
+    ),
     path("pair", views.pair, name="pair"),
     path("observing/", views.observing, name="observing"),
     path("observing/add/", views.add_student, name="add_student"),

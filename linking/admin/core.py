@@ -35,7 +35,7 @@ from ..services import links as link_services
 from ..services import staff as staff_services
 from ..services import tokens as token_services
 from ..services.errors import LinkingError
-from . import audit, pairing  # noqa: F401  (registers their admins)
+from . import audit, invitations, pairing  # noqa: F401  (registers their admins)
 from .tenancy import (
     PersonSearchMixin,
     ReadOnlyTabularInline,

@@ -3,6 +3,7 @@
 from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
+from .invitations import GuardianInvitation
 from .links import LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
@@ -39,6 +40,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
+    "GuardianInvitation",
     "LinkKind",
     "LinkSource",
     "Login",

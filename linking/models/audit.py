@@ -18,6 +18,10 @@ class AuditAction(models.TextChoices):
     PASSWORD_RESET_REQUESTED = "password.reset_requested", _("password reset requested")
     PASSWORD_RESET = "password.reset", _("password reset")
     EMAIL_VERIFIED = "email.verified", _("e-mail address verified")
+    INVITATION_SENT = "invitation.sent", _("guardian invitation sent")
+    INVITATION_ACCEPTED = "invitation.accepted", _("guardian invitation accepted")
+    INVITATION_DECLINED = "invitation.declined", _("guardian invitation declined")
+    INVITATION_WITHDRAWN = "invitation.withdrawn", _("guardian invitation withdrawn")
 
 
 class AuditSource(models.TextChoices):

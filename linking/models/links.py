@@ -14,6 +14,7 @@ class LinkSource(models.TextChoices):
     SIS = "sis", _("SIS import")
     SELF_REGISTRATION = "self_registration", _("parent sign-up")
     PORTAL = "portal", _("web page")
+    INVITATION = "invitation", _("invitation by e-mail")
 
 
 class LinkKind(models.TextChoices):

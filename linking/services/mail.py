@@ -28,7 +28,7 @@ def language_for(user: User | None) -> str:
 
 
 def send_to_person(
-    *, template: str, person: User, to: str, root_account: Account, context: dict
+    *, template: str, person: User | None, to: str, root_account: Account, context: dict
 ) -> bool:
     """Render ``template``{_subject.txt,.txt,.html} in the person's language and time zone; send.
 

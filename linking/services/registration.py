@@ -223,3 +223,35 @@ def distinct_codes(raw_codes: list[str]) -> list[str]:
             seen.add(key)
             result.append(raw)
     return result
+
+
+@transaction.atomic
+def register_invited_guardian(
+    *, name: str, password: str, invitation, actor: Actor
+) -> tuple[User, ObservationLink]:
+    """A new parent from an invitation's link, linked as it invites (invitations.accept_invitation).
+
+    The login id and e-mail are the invited address, confirmed by the link
+    the person opened. Raises LoginTaken when the address already has a
+    login here (they sign in instead) and whatever accepting raises; then
+    nothing remains. Staff invited them, so the school's self-registration
+    setting does not apply.
+    """
+    from .invitations import accept_invitation
+
+    try:
+        with transaction.atomic():
+            user = create_user_with_login(
+                name=name.strip(),
+                email=invitation.email,
+                root_account=invitation.root_account,
+                unique_id=invitation.email,
+                password=password,
+            )
+    except IntegrityError as exc:
+        raise LoginTaken() from exc
+    as_guardian = Actor(
+        user=user, source=actor.source, ip_address=actor.ip_address, user_agent=actor.user_agent
+    )
+    link = accept_invitation(invitation=invitation, user=user, actor=as_guardian)
+    return user, link

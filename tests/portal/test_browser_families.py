@@ -180,3 +180,48 @@ def test_language_switch_is_remembered_and_every_new_page_passes_axe_in_spanish(
     pat.refresh_from_db()
     assert pat.locale == "es"
     save_screenshot(page, "portal-observing-es")
+
+
+def test_guardian_accepts_an_invitation_on_a_phone(browser_page, live_server, school):
+    from linking.models import GuardianInvitation, ObservationLink
+    from linking.services import enrollments, invitations
+    from linking.services.accounts import make_account_admin
+
+    page, base = browser_page, live_server.url
+    page.set_viewport_size(PHONE)
+    course = factories.CourseFactory(account=school, name="Biology 101")
+    sam = _person(school, "Sam Rivera", "sam@riverside.test")
+    enrollments.enroll_user(user=sam, course=course, type="student")
+    staff = _person(school, "Ada Admin", "ada@riverside.test")
+    make_account_admin(user=staff, account=school)
+    invitations.invite_guardian(
+        student=sam,
+        email="gina@family.test",
+        root_account=school,
+        actor=Actor(user=staff),
+        base_url=base,
+    )
+    (message,) = mail.outbox
+    link = re.findall(r"https?://\S+/invitations/\S+/", message.body)[0]
+
+    page.goto(base + _local(link))
+    assert page.locator(".big-name").inner_text() == "Sam Rivera"
+    assert_accessible(page)
+    save_screenshot(page, "portal-invitation-phone")
+    page.get_by_role("button", name="Español").click()
+    page.wait_for_selector("html[lang=es]")
+    assert_accessible(page)
+    page.get_by_role("link", name="Crear una cuenta").click()
+    assert_accessible(page)
+    page.get_by_role("button", name="English").click()
+    page.wait_for_selector("html[lang=en]")
+    assert_accessible(page)
+    page.get_by_label("Your full name").fill("Gina Rivera")
+    page.get_by_label("Password", exact=True).fill("a-Long-enough-secret-9")
+    page.get_by_label("Password again").fill("a-Long-enough-secret-9")
+    save_screenshot(page, "portal-invitation-signup-phone")
+    page.get_by_role("button", name="Create my account and observe Sam Rivera").click()
+    page.wait_for_url(f"{base}/observing/")
+    assert page.get_by_role("heading", name="Sam Rivera").is_visible()
+    assert GuardianInvitation.objects.get().state == "accepted"
+    assert ObservationLink.objects.active().filter(observer__name="Gina Rivera").count() == 1

@@ -21,6 +21,7 @@ from linking.models import (
     AccountAdmin,
     Course,
     Enrollment,
+    GuardianInvitation,
     Login,
     NotificationSettings,
     ObservationLink,
@@ -64,6 +65,7 @@ def snapshot(world):
         WebhookEndpoint: Q(root_account=school),
         NotificationSettings: Q(root_account=school),
         UnrecognisedLinkReport: Q(root_account=school),
+        GuardianInvitation: Q(root_account=school),
     }
     return {
         model.__name__: list(model.objects.filter(q).order_by("pk").values())
@@ -97,6 +99,15 @@ def world(schools, tmp_path, settings):
         student=b["student"], root_account=school, actor=Actor.system()
     ).pairing_code
     issue_access_token(user=b["parent"], actor=Actor.system())
+    from linking.services.invitations import invite_guardian
+
+    invite_guardian(
+        student=b["student"],
+        email="secret.guardian@b.test",
+        root_account=school,
+        actor=Actor(user=b["admin"]),
+        base_url="http://b.test/",
+    )
     for user, sis_id in ((b["parent"], "PB"), (b["student"], "SB")):
         user.logins.filter(root_account=school).update(sis_user_id=sis_id)
     csv = tmp_path / "user_observers.csv"
@@ -280,6 +291,18 @@ def _portal_url(name, world):
             "token": "not-a-token",
         },
     }
+    if name in {"invitation", "invitation_signup"}:
+        # A real invitation of school B for its student.
+        from linking.services.invitations import invite_guardian
+
+        sent = invite_guardian(
+            student=b["student"],
+            email="guardian@b.test",
+            root_account=b["school"],
+            actor=Actor(user=b["admin"]),
+            base_url="http://b.test/",
+        )
+        kwargs[name] = {"token": sent.link.rstrip("/").split("/")[-1]}
     return reverse(f"linking:{name}", kwargs=kwargs.get(name))
 
 
@@ -319,6 +342,8 @@ def test_every_page_with_an_object_id_is_covered():
         "revoke_code",
         "password_reset_confirm",
         "verify_email",
+        "invitation",
+        "invitation_signup",
     }
 
 
