@@ -219,3 +219,19 @@ def test_admin_invites_lists_by_state_resends_and_withdraws(
     other = Client(HTTP_HOST=OTHER_HOST)
     other.force_login(staff_b, backend=BACKEND)
     assert other.get("/admin/linking/guardianinvitation/").context["cl"].result_count == 0
+
+
+def test_signing_up_with_an_address_that_has_an_account_says_sign_in(
+    invite, student, root_account, make_user
+):
+    gina = make_user("Gina", email="gina@family.test")
+    factories.LoginFactory(user=gina, root_account=root_account, unique_id="GINA@family.test")
+    sent = invite(student)
+    response = Client(HTTP_HOST=HOST).post(
+        f"{_path(sent)}signup/",
+        {"name": "Someone Else", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response.status_code == 200
+    assert "There is already an account with this address here." in response.content.decode()
+    assert not User.objects.filter(name="Someone Else").exists()
+    assert GuardianInvitation.objects.get().state == State.PENDING
