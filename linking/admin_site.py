@@ -20,7 +20,8 @@ class ObserversAdminSite(admin.AdminSite):
 
     site_header = _("Observers staff admin")
     site_title = _("Observers admin")
-    index_title = _("Observer links, pairing codes and people")
+    index_title = _("What would you like to do?")
+    index_template = "admin/staff_home.html"
 
     @property
     def login_form(self):
@@ -29,13 +30,44 @@ class ObserversAdminSite(admin.AdminSite):
         return StaffLoginForm
 
     def login(self, request, extra_context=None):
+        from linking.services import sso
         from linking.services.errors import RateLimited
         from linking.views import rate_limited
 
+        extra_context = {
+            **(extra_context or {}),
+            "sso_provider": sso.provider_for(getattr(request, "root_account", None)),
+        }
         try:
             return super().login(request, extra_context)
         except RateLimited as error:
             return rate_limited(request, error)
+
+    def index(self, request, extra_context=None):
+        """The staff home: the tasks staff come for, grouped, then what needs attention."""
+        from django.urls import reverse
+
+        from linking.admin.tenancy import admin_tenant
+        from linking.models import IdentityProvider, SisBatch
+        from linking.services import staff_home
+
+        tenant = admin_tenant(request) if self.has_permission(request) else None
+        attention = [
+            {"item": item, "url": f"{reverse(item.changelist)}?{item.query}"}
+            for item in staff_home.needs_attention(tenant)
+        ]
+        sis_admin = self._registry.get(SisBatch)
+        sso_admin = self._registry.get(IdentityProvider)
+        extra_context = {
+            **(extra_context or {}),
+            "attention": attention,
+            "attention_total": sum(entry["item"].count for entry in attention),
+            "can_read_sis": bool(sis_admin and sis_admin.has_view_permission(request)),
+            "can_import_sis": bool(sis_admin and sis_admin.has_import_permission(request)),
+            "can_configure_sso": bool(sso_admin and sso_admin.has_view_permission(request)),
+            "school": tenant,
+        }
+        return super().index(request, extra_context)
 
     def has_permission(self, request) -> bool:
         from linking.services.permissions import is_account_member

@@ -8,7 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .auth_backends import TRIES_LEFT_ATTRIBUTE
+from .auth_backends import SSO_REQUIRED_ATTRIBUTE, TRIES_LEFT_ATTRIBUTE
 from .services import passwords
 from .services.registration import distinct_codes
 
@@ -30,9 +30,20 @@ def tries_left_message(tries_left: int) -> str:
 
 
 class TriesLeftLoginMixin:
-    """Adds the tries left before a pause (counted by the sign-in backend) to "wrong password"."""
+    """Adds the tries left before a pause (counted by the sign-in backend) to "wrong password",
+    or says which provider to use when the school requires single sign-on for this person."""
 
     def get_invalid_login_error(self):
+        provider = getattr(self.request, SSO_REQUIRED_ATTRIBUTE, None)
+        if provider is not None:
+            return forms.ValidationError(
+                _(
+                    "Your school signs you in with %(provider)s: use the "
+                    "\u201cSign in with %(provider)s\u201d button instead of a password."
+                ),
+                code="sso_required",
+                params={"provider": provider.name},
+            )
         error = super().get_invalid_login_error()
         tries_left = getattr(self.request, TRIES_LEFT_ATTRIBUTE, None)
         if tries_left is None:

@@ -1,14 +1,71 @@
-"""The load balancer's health check: one trivial query, nothing else."""
+"""Liveness (``/health``) and readiness (``/ready``) for load balancers and orchestrators.
 
+``/health`` says the process answers and reaches its database (one trivial
+query). ``/ready`` also checks the shared cache and the rate-limit store
+(the same Redis when CACHE_URL points at one, else the database's cache
+table): a worker that cannot count failed guesses must not take traffic,
+since every sign-in would answer 503. The queue's depth and age are
+reported for information; a long queue does not make a worker unready.
+"""
+
+import uuid
+
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 
+from .services import ratelimit
+from .services.errors import RateLimitStoreUnavailable
+from .services.queue_status import queue_status
 
-def health(request):
+
+def _database_ok() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
+        return False
+    return True
+
+
+def health(request):
+    if not _database_ok():
         return JsonResponse({"status": "unavailable", "database": "down"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def _cache_ok() -> bool:
+    key = f"ready:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, "1", timeout=10)
+        found = cache.get(key) == "1"
+        cache.delete(key)
+    except Exception:
+        return False
+    return found
+
+
+def _rate_limit_store_ok() -> bool:
+    try:
+        ratelimit.check_store()
+    except (RateLimitStoreUnavailable, DatabaseError):
+        return False
+    return True
+
+
+def ready(request):
+    checks = {"database": _database_ok()}
+    checks["cache"] = _cache_ok()
+    checks["rate_limit_store"] = _rate_limit_store_ok()
+    body = {
+        "status": "ok" if all(checks.values()) else "unavailable",
+        "checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
+    }
+    if checks["database"]:
+        status = queue_status()
+        body["queue"] = {
+            "depth": status.depth,
+            "oldest_age_seconds": round(status.oldest_age_seconds(), 1),
+        }
+    return JsonResponse(body, status=200 if body["status"] == "ok" else 503)

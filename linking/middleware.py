@@ -79,7 +79,7 @@ class RootAccountMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(("/health", "/static/")):
+        if request.path.startswith(("/health", "/ready", "/metrics", "/static/")):
             request.root_account = None
             return self.get_response(request)
         try:

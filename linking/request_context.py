@@ -3,6 +3,7 @@
 import ipaddress
 
 from django.conf import settings
+from django_guid import get_guid
 
 from .models import AuditSource
 from .services.context import Actor
@@ -37,4 +38,5 @@ def actor_from_request(request, source: str = AuditSource.API) -> Actor:
         source=source,
         ip_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
+        request_id=get_guid() or "",
     )

@@ -45,13 +45,14 @@ from .models import (
 )
 from .request_context import actor_from_request
 from .services import links as link_service
-from .services import notifications, registration, verification
+from .services import notifications, registration, rules, safeguarding, sso, verification
 from .services import pairing as pairing_service
 from .services.errors import (
     FeatureDisabled,
     LinkingError,
     LoginTaken,
     NotAuthorized,
+    NotFound,
     RateLimited,
 )
 from .services.permissions import is_pairable_student
@@ -169,6 +170,11 @@ class LoginView(auth_views.LoginView):
             return super().post(request, *args, **kwargs)
         except RateLimited as error:
             return rate_limited(request, error)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["sso_provider"] = sso.provider_for(self.request.root_account)
+        return context
 
 
 @school_member_required
@@ -296,8 +302,23 @@ def confirm_signup(request):
         actor=_actor(request),
         count=False,
     )
-    names = ", ".join(student.name for student in result.students)
-    messages.success(request, _("Welcome! You are now observing %(names)s.") % {"names": names})
+    waiting = {
+        link.student_id
+        for link in result.links
+        if link.workflow_state == ObservationLink.State.PENDING
+    }
+    linked = [s.name for s in result.students if s.pk not in waiting]
+    asked = [s.name for s in result.students if s.pk in waiting]
+    if linked:
+        messages.success(
+            request,
+            _("Welcome! You are now observing %(names)s.") % {"names": ", ".join(linked)},
+        )
+    if asked:
+        messages.info(
+            request,
+            _("%(names)s must approve the link first.") % {"names": ", ".join(asked)},
+        )
     return redirect("linking:observing")
 
 
@@ -347,11 +368,18 @@ def observing(request):
     for enrollment in enrollments:
         courses.setdefault(enrollment.associated_user_id, []).append(enrollment.course)
     students = [(link, courses.get(link.student_id, [])) for link in links]
+    pending = (
+        ObservationLink.objects.pending()
+        .filter(observer=request.user, root_account=request.root_account)
+        .select_related("student")
+        .order_by("student__sortable_name", "student_id")
+    )
     return render(
         request,
         "linking/observing.html",
         {
             "students": students,
+            "pending": pending,
             "form": AddStudentForm(),
             "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
@@ -367,8 +395,9 @@ def add_student(request):
     form = AddStudentForm(request.POST)
     if form.is_valid():
         try:
-            found = pairing_service.find_redeemable_code(
+            found = pairing_service.find_code_for_observer(
                 code=form.cleaned_data["code"],
+                observer=request.user,
                 root_account=request.root_account,
                 actor=_actor(request),
             )
@@ -426,7 +455,14 @@ def confirm_student(request):
         return rate_limited(request, error)
     except LinkingError:
         return _add_student_refused(request)
-    messages.success(request, _("You are now observing %(name)s.") % {"name": linked.name})
+    if any(link.workflow_state == ObservationLink.State.PENDING for link in _links):
+        messages.info(
+            request,
+            _("%(name)s must approve the link first; you will see their courses then.")
+            % {"name": linked.name},
+        )
+    else:
+        messages.success(request, _("You are now observing %(name)s.") % {"name": linked.name})
     return redirect("linking:observing")
 
 
@@ -446,7 +482,7 @@ def _add_student_refused(request):
 @require_http_methods(["GET", "POST"])
 def remove_student(request, link_id: int):
     link = get_object_or_404(
-        ObservationLink.objects.active().select_related("student"),
+        ObservationLink.objects.live().select_related("student"),
         pk=link_id,
         observer=request.user,
         root_account=request.root_account,
@@ -469,8 +505,8 @@ def pairing(request):
         .filter(student=request.user, root_account=request.root_account)
         .order_by("-created_at", "-id")
     )
-    observers = (
-        ObservationLink.objects.active()
+    links = (
+        ObservationLink.objects.live()
         .filter(student=request.user, root_account=request.root_account)
         .select_related("observer")
         .order_by("observer__sortable_name", "observer_id")
@@ -480,7 +516,10 @@ def pairing(request):
         "linking/pairing.html",
         {
             "codes": codes,
-            "observers": observers,
+            "observers": [link for link in links if link.workflow_state == "active"],
+            "pending": [link for link in links if link.workflow_state == "pending"],
+            "may_end": rules.student_may_end_links(request.user, request.root_account),
+            "protected": rules.is_protected(request.user, request.root_account),
             "codes_enabled": request.root_account.pairing_codes_enabled,
             "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
@@ -550,3 +589,63 @@ def revoke_code(request, code_id: int):
     else:
         messages.info(request, _("That code was already used or revoked."))
     return redirect("linking:pairing")
+
+
+# --- the student's voice: who observes them -------------------------------------------
+
+
+@student_page
+@require_http_methods(["GET", "POST"])
+def end_observer(request, link_id: int):
+    """A student ends one of their observers' links (adults always; others where allowed)."""
+    link = get_object_or_404(
+        ObservationLink.objects.active().select_related("observer"),
+        pk=link_id,
+        student=request.user,
+        root_account=request.root_account,
+    )
+    if not rules.student_may_end_links(request.user, request.root_account):
+        return _forbidden(request, _("Your school's staff remove observers; ask them."))
+    if request.method == "GET":
+        return render(request, "linking/end_observer.html", {"link": link})
+    safeguarding.end_link_as_student(
+        link_id=link.pk,
+        student=request.user,
+        root_account=request.root_account,
+        actor=_actor(request),
+    )
+    messages.success(request, _("%(name)s no longer observes you.") % {"name": link.observer.name})
+    return redirect("linking:pairing")
+
+
+def _answer_pending(request, link_id: int, service, done: str):
+    try:
+        link = service(
+            link_id=link_id,
+            student=request.user,
+            root_account=request.root_account,
+            actor=_actor(request),
+        )
+    except NotFound as error:
+        raise Http404 from error
+    except LinkingError:
+        messages.error(request, _("This link cannot be approved. Ask your school's staff."))
+        return redirect("linking:pairing")
+    messages.success(request, done % {"name": link.observer.name})
+    return redirect("linking:pairing")
+
+
+@student_page
+@require_POST
+def approve_observer(request, link_id: int):
+    return _answer_pending(
+        request, link_id, safeguarding.approve_link, _("%(name)s now observes you.")
+    )
+
+
+@student_page
+@require_POST
+def decline_observer(request, link_id: int):
+    return _answer_pending(
+        request, link_id, safeguarding.decline_link, _("You declined %(name)s's request.")
+    )

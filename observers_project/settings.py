@@ -68,6 +68,15 @@ if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY
 # rotating session signing does not invalidate every stored token and code.
 HASH_KEY = env_str("HASH_KEY", SECRET_KEY)
 
+# Single sign-on (linking.services.sso): the schools' OpenID Connect client
+# secrets are stored encrypted under a key derived from SSO_ENCRYPTION_KEY
+# (HASH_KEY unless set). Previous keys still decrypt while
+# `manage.py rotate_sso_secrets` re-encrypts under the new one.
+SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", HASH_KEY)
+SSO_ENCRYPTION_PREVIOUS_KEYS = env_list("SSO_ENCRYPTION_PREVIOUS_KEYS", [])
+# Seconds to wait for a provider's discovery, keys and token endpoints.
+SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 10)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["*"])
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the served host names in production")
@@ -84,10 +93,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
+    "django_guid",
     "linking",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django_guid.middleware.guid_middleware",
     "django.middleware.security.SecurityMiddleware",
     "linking.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -100,6 +113,7 @@ MIDDLEWARE = [
     "linking.locale.PersonLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "observers_project.urls"
@@ -172,7 +186,10 @@ else:
 CACHES = {"default": _cache}
 
 AUTH_USER_MODEL = "linking.User"
-AUTHENTICATION_BACKENDS = ["linking.auth_backends.LoginBackend"]
+AUTHENTICATION_BACKENDS = [
+    "linking.auth_backends.LoginBackend",
+    "linking.auth_backends.SchoolIdentityProviderBackend",
+]
 PASSWORD_HASHERS = env_list(
     "PASSWORD_HASHERS",
     [
@@ -301,13 +318,56 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Every request gets an id (django-guid): the X-Request-ID header a proxy
+# sent, when it is a UUID, or a new one. It is returned in the response's
+# X-Request-ID, written on every log line and on the audit events the
+# request causes (AuditEvent.request_id).
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": True,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": False,
+}
+
+# Logs: one JSON object a line in production (LOG_FORMAT=json), for the log
+# shipper; plain text for people in development.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "text")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'json' or 'text'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+            "rename_fields": {
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "correlation_id": "request_id",
+            },
+        },
+        "text": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Prometheus (linking.metrics): /metrics answers these addresses (CIDR
+# allowed) and any request with "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_ALLOWED = env_list("METRICS_ALLOWED_ADDRESSES", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -327,7 +387,15 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes (load balancer, Prometheus) talk plain HTTP to gunicorn itself.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Joining the browsers' preload list binds every subdomain of the
+        # school's domain to HTTPS for months; it is the domain owner's call
+        # (SECURE_HSTS_PRELOAD=true), not a default, so `check --deploy`
+        # does not warn about it.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -79,7 +79,7 @@ class AuditEventAdmin(TenantScopedAdmin):
     list_select_related = ["actor", "observer", "student", "root_account"]
     list_filter = ["action", "source", "created_at"]
     tenant_filter = "root_account"
-    search_fields = ["actor__name", "observer__name", "student__name", "ip_address"]
+    search_fields = ["actor__name", "observer__name", "student__name", "ip_address", "=request_id"]
     date_hierarchy = "created_at"
     actions = ["export_csv"]
     fields = [
@@ -94,6 +94,7 @@ class AuditEventAdmin(TenantScopedAdmin):
         "pairing_code",
         "ip_address",
         "user_agent",
+        "request_id",
         "detail",
     ]
     readonly_fields = fields

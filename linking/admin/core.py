@@ -80,7 +80,7 @@ class UserEnrollmentInline(ReadOnlyTabularInline):
 class ObservingLinkInline(ReadOnlyTabularInline):
     model = ObservationLink
     fk_name = "observer"
-    fields = ["student", "root_account", "workflow_state", "source", "created_at"]
+    fields = ["student", "root_account", "workflow_state", "kind", "ends_at", "created_at"]
     readonly_fields = fields
     verbose_name_plural = _("students this user observes")
 
@@ -88,7 +88,7 @@ class ObservingLinkInline(ReadOnlyTabularInline):
 class ObservedByLinkInline(ReadOnlyTabularInline):
     model = ObservationLink
     fk_name = "student"
-    fields = ["observer", "root_account", "workflow_state", "source", "created_at"]
+    fields = ["observer", "root_account", "workflow_state", "kind", "ends_at", "created_at"]
     readonly_fields = fields
     verbose_name_plural = _("observers of this user")
 
@@ -137,6 +137,7 @@ class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
         "email",
         "pronouns",
         "locale",
+        "birth_date",
         "workflow_state",
         "is_staff",
         "is_superuser",
@@ -221,6 +222,19 @@ class AccountModelAdmin(TenantScopedAdmin):
                     "time_zone",
                 ],
                 "description": _("Only used on root accounts."),
+            },
+        ),
+        (
+            _("Who may observe"),
+            {
+                "fields": [
+                    "age_of_majority",
+                    "coming_of_age_policy",
+                    "students_may_end_links",
+                ],
+                "description": _(
+                    "Only used on root accounts. See docs/who-may-observe.md for each rule."
+                ),
             },
         ),
     ]
@@ -405,11 +419,13 @@ class CourseAdmin(TenantScopedAdmin):
 
 
 class ObservationLinkAddForm(forms.ModelForm):
-    """Picks observer, student and root account; staff's link rule is checked in clean()."""
+    """Picks observer, student, root account, kind and end date; the link rules run in clean()."""
+
+    request = None  # bound by ObservationLinkAdmin.get_form
 
     class Meta:
         model = ObservationLink
-        fields = ["observer", "student", "root_account"]
+        fields = ["observer", "student", "root_account", "kind", "ends_at"]
 
     def clean(self):
         data = super().clean()
@@ -417,12 +433,31 @@ class ObservationLinkAddForm(forms.ModelForm):
         root_account = data.get("root_account")
         if observer and student and root_account:
             try:
-                staff_services.check_staff_link(
-                    observer=observer, student=student, root_account=root_account
+                verdict = staff_services.check_staff_link(
+                    observer=observer,
+                    student=student,
+                    root_account=root_account,
+                    actor=actor_from_request(self.request, AuditSource.ADMIN),
                 )
             except LinkingError as error:
                 raise forms.ValidationError(error.message, code=error.code) from error
+            self.verdict = verdict
         return data
+
+    def _get_validation_exclusions(self):
+        # The service decides, not the table's constraints on the pair: a
+        # removed link of the same pair is restored (not refused as "already
+        # exists"), and a self-link was refused in clean() in the staff's
+        # words. Django skips the constraints on excluded fields.
+        return {*super()._get_validation_exclusions(), "observer", "student"}
+
+
+class ObservationLinkChangeForm(forms.ModelForm):
+    """Staff change a link's kind and end date (services.links.change_link_terms)."""
+
+    class Meta:
+        model = ObservationLink
+        fields = ["kind", "ends_at"]
 
 
 class LinkAuditInline(ReadOnlyTabularInline):
@@ -436,9 +471,18 @@ class LinkAuditInline(ReadOnlyTabularInline):
 
 @admin.register(ObservationLink)
 class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
-    list_display = ["observer", "student", "root_account", "workflow_state", "source", "created_at"]
+    list_display = [
+        "observer",
+        "student",
+        "root_account",
+        "workflow_state",
+        "kind",
+        "source",
+        "created_at",
+        "ends_at",
+    ]
     list_select_related = ["observer", "student", "root_account"]
-    list_filter = ["workflow_state", "source", "created_at"]
+    list_filter = ["workflow_state", "kind", "source", "created_at"]
     tenant_filter = "root_account"
     search_fields = ["observer__name", "student__name"]
     person_paths = ("observer", "student")
@@ -456,16 +500,26 @@ class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
         "created_at",
         "updated_at",
         "deleted_at",
+        "end_reason",
     ]
     inlines = [LinkAuditInline]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
-            kwargs["form"] = ObservationLinkAddForm
+
+            class BoundAddForm(ObservationLinkAddForm):
+                pass
+
+            BoundAddForm.request = request
+            kwargs["form"] = BoundAddForm
+        else:
+            kwargs["form"] = ObservationLinkChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["observer", "student", "root_account"] if obj is None else self.readonly_fields
+        if obj is None:
+            return ObservationLinkAddForm.Meta.fields
+        return [*self.readonly_fields[:5], "kind", "ends_at", *self.readonly_fields[5:]]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields
@@ -479,21 +533,38 @@ class ObservationLinkAdmin(PersonSearchMixin, TenantScopedAdmin):
             kwargs["initial"] = getattr(request, "root_account", None)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def has_change_permission(self, request, obj=None):
-        # Links change only through the remove and restore actions.
-        return False
-
     def save_model(self, request, obj, form, change):
+        # Only the kind and the end date change here; the state changes
+        # through the remove and restore actions.
+        actor = actor_from_request(request, AuditSource.ADMIN)
+        if change:
+            link_services.change_link_terms(
+                link=ObservationLink.objects.select_related(
+                    "observer", "student", "root_account"
+                ).get(pk=obj.pk),
+                kind=form.cleaned_data["kind"],
+                ends_at=form.cleaned_data["ends_at"],
+                actor=actor,
+            )
+            return
         link, changed = staff_services.staff_link_observer(
             observer=obj.observer,
             student=obj.student,
             root_account=obj.root_account,
-            actor=actor_from_request(request, AuditSource.ADMIN),
+            kind=form.cleaned_data["kind"],
+            ends_at=form.cleaned_data["ends_at"],
+            actor=actor,
         )
         for field in ("pk", "workflow_state", "source", "created_at"):
             setattr(obj, field, getattr(link, field))
         obj._state.adding = False
-        if not changed:
+        if link.workflow_state == ObservationLink.State.PENDING:
+            self.message_user(
+                request,
+                _("The link awaits the student's approval (an adult, or one who ended it)."),
+                messages.WARNING,
+            )
+        elif not changed:
             self.message_user(request, _("That link already existed and is active."))
 
     def _each_link(self, request, queryset, service, done_message):

@@ -118,6 +118,10 @@ class SisBatchAdmin(TenantScopedAdmin):
                 "mass_delete": batch.counts.get("mass_delete", {}),
                 "errors": batch.errors,
                 "changes": batch.counts.get("changes"),
+                # After an import went through, an over-the-limit delete was
+                # allowed: the report says what happened, not what would.
+                "went_through": batch.workflow_state
+                in (SisBatch.State.IMPORTED, SisBatch.State.IMPORTED_WITH_ERRORS),
             },
         )
 

@@ -4,7 +4,7 @@ from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
 from .invitations import GuardianInvitation
-from .links import LinkKind, LinkSource, ObservationLink
+from .links import LinkEnd, LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
     EmailNotification,
@@ -16,10 +16,13 @@ from .notifications import (
 from .pairing import PairingCode
 from .people import AccessToken, Login, User, derive_sortable_name
 from .ratelimit import RateLimitCounter
+from .rules import ComingOfAge, ObservationRestriction, ProtectedStudent
 from .sis import SisBatch
+from .sso import IdentityProvider, SsoMatch
 from .tenancy import (
     Account,
     AccountAdmin,
+    ComingOfAgePolicy,
     CourseRoleOverride,
     Permission,
     Role,
@@ -33,6 +36,8 @@ __all__ = [
     "AuditAction",
     "AuditEvent",
     "AuditSource",
+    "ComingOfAge",
+    "ComingOfAgePolicy",
     "Course",
     "CourseRoleOverride",
     "DeliveryStatus",
@@ -41,17 +46,22 @@ __all__ = [
     "EnrollmentState",
     "EnrollmentType",
     "GuardianInvitation",
+    "IdentityProvider",
+    "LinkEnd",
     "LinkKind",
     "LinkSource",
     "Login",
     "NotificationSettings",
     "ObservationLink",
+    "ObservationRestriction",
     "PairingCode",
     "Permission",
+    "ProtectedStudent",
     "RateLimitCounter",
     "Role",
     "SelfRegistration",
     "SisBatch",
+    "SsoMatch",
     "Term",
     "UnrecognisedLinkReport",
     "User",

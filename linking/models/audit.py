@@ -8,6 +8,14 @@ class AuditAction(models.TextChoices):
     LINK_CREATED = "link.created", _("link created")
     LINK_RESTORED = "link.restored", _("link restored")
     LINK_DELETED = "link.deleted", _("link deleted")
+    LINK_PENDING = "link.pending", _("link awaiting the student's approval")
+    LINK_REFUSED = "link.refused", _("link refused by a rule")
+    LINK_CHANGED = "link.changed", _("link's kind or end date changed")
+    RESTRICTION_RECORDED = "restriction.recorded", _("restriction recorded")
+    RESTRICTION_LIFTED = "restriction.lifted", _("restriction lifted")
+    STUDENT_PROTECTED = "student.protected", _("student protected")
+    STUDENT_UNPROTECTED = "student.unprotected", _("student no longer protected")
+    STUDENT_CAME_OF_AGE = "student.came_of_age", _("student came of age")
     CODE_ISSUED = "pairing_code.issued", _("pairing code issued")
     CODE_REDEEMED = "pairing_code.redeemed", _("pairing code redeemed")
     CODE_REVOKED = "pairing_code.revoked", _("pairing code revoked")
@@ -22,6 +30,9 @@ class AuditAction(models.TextChoices):
     INVITATION_ACCEPTED = "invitation.accepted", _("guardian invitation accepted")
     INVITATION_DECLINED = "invitation.declined", _("guardian invitation declined")
     INVITATION_WITHDRAWN = "invitation.withdrawn", _("guardian invitation withdrawn")
+    SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
+    SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
+    SSO_CONFIGURED = "sso.configured", _("single sign-on provider saved")
 
 
 class AuditSource(models.TextChoices):
@@ -79,6 +90,9 @@ class AuditEvent(models.Model):
     )
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
+    # The X-Request-ID of the HTTP request that caused the event (also in the
+    # JSON logs), so an event can be traced to its log lines.
+    request_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Set when the event may cause e-mails or webhook deliveries that are not

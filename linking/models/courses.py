@@ -29,6 +29,7 @@ class Term(models.Model):
                 fields=["root_account", "sis_term_id"],
                 condition=Q(sis_term_id__isnull=False),
                 name="term_unique_sis_id_per_root",
+                violation_error_message=_("Another term of this school already has this SIS id."),
             ),
         ]
 
@@ -68,6 +69,7 @@ class Course(models.Model):
                 fields=["root_account", "sis_course_id"],
                 condition=Q(sis_course_id__isnull=False),
                 name="course_unique_sis_id_per_root",
+                violation_error_message=_("Another course of this school already has this SIS id."),
             ),
         ]
 
@@ -165,6 +167,9 @@ class Enrollment(models.Model):
                 fields=["user", "course", "type"],
                 condition=Q(associated_user__isnull=True),
                 name="enrollment_unique_plain",
+                violation_error_message=_(
+                    "This person already has this kind of enrollment in this course."
+                ),
             ),
             # Led by the student: it is also the index for "who observes this
             # student" (a comparison on associated_user implies the condition,
@@ -175,14 +180,21 @@ class Enrollment(models.Model):
                 fields=["associated_user", "user", "course"],
                 condition=Q(associated_user__isnull=False),
                 name="enrollment_unique_observer_of_student",
+                violation_error_message=_(
+                    "This observer is already enrolled in this course for this student."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(associated_user__isnull=True) | Q(type="observer"),
                 name="enrollment_associated_user_only_for_observers",
+                violation_error_message=_(
+                    "Only an observer enrollment names a student it observes."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(associated_user__isnull=True) | ~Q(associated_user=models.F("user")),
                 name="enrollment_not_observing_self",
+                violation_error_message=_("A person cannot observe themselves in a course."),
             ),
         ]
         indexes = [

@@ -83,6 +83,10 @@ class EmailNotification(models.Model):
             _("new observer (to the student's other observers)"),
         )
         LINK_REMOVED_TO_OBSERVER = "link_removed.observer", _("link removed (to the observer)")
+        APPROVAL_TO_STUDENT = (
+            "approval.student",
+            _("a link awaits approval (to the student)"),
+        )
         STAFF_LINK_TO_OBSERVER = (
             "staff_link.observer",
             _("link made by staff or SIS (to the observer)"),
@@ -129,6 +133,7 @@ class EmailNotification(models.Model):
                 fields=["event", "recipient"],
                 condition=Q(event__isnull=False, recipient__isnull=False),
                 name="email_one_per_event_recipient",
+                violation_error_message=_("This e-mail has already been queued for this person."),
             ),
         ]
         indexes = [
@@ -209,6 +214,7 @@ class WebhookDelivery(models.Model):
                 fields=["endpoint", "event"],
                 condition=Q(event__isnull=False),
                 name="webhook_one_per_endpoint_event",
+                violation_error_message=_("This event has already been queued for this webhook."),
             ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
@@ -257,6 +263,7 @@ class UnrecognisedLinkReport(models.Model):
                 fields=["notification"],
                 condition=Q(notification__isnull=False),
                 name="report_one_per_notification",
+                violation_error_message=_("This e-mail has already been reported."),
             ),
         ]
 

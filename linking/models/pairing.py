@@ -63,11 +63,18 @@ class PairingCode(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["code_hash"], name="pairing_code_hash_unique"),
+            models.UniqueConstraint(
+                fields=["code_hash"],
+                name="pairing_code_hash_unique",
+                violation_error_message=_("This pairing code already exists; issue another."),
+            ),
             models.CheckConstraint(
                 condition=Q(workflow_state="redeemed", redeemed_at__isnull=False)
                 | ~Q(workflow_state="redeemed"),
                 name="pairing_code_redeemed_has_time",
+                violation_error_message=_(
+                    "A redeemed pairing code needs the time it was redeemed."
+                ),
             ),
         ]
         indexes = [

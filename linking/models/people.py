@@ -145,16 +145,19 @@ class Login(models.Model):
                 "root_account",
                 condition=~Q(workflow_state="deleted"),
                 name="login_unique_id_ci_per_root",
+                violation_error_message=_("This login id is already used at this school."),
             ),
             models.UniqueConstraint(
                 fields=["root_account", "sis_user_id"],
                 condition=Q(sis_user_id__isnull=False),
                 name="login_unique_sis_user_id_per_root",
+                violation_error_message=_("This SIS user id is already used at this school."),
             ),
             models.UniqueConstraint(
                 fields=["root_account", "integration_id"],
                 condition=Q(integration_id__isnull=False),
                 name="login_unique_integration_id_per_root",
+                violation_error_message=_("This integration id is already used at this school."),
             ),
         ]
         indexes = [models.Index(fields=["user", "root_account"], name="login_user_root")]

@@ -47,4 +47,4 @@ class SisBatch(models.Model):
         verbose_name_plural = "SIS batches"
 
     def __str__(self) -> str:
-        return f"SIS batch #{self.pk} ({self.workflow_state})"
+        return f"SIS batch #{self.pk} ({self.get_workflow_state_display()})"

@@ -24,6 +24,12 @@ class SelfRegistration(models.TextChoices):
     ALL = "all", _("Everybody")
 
 
+class ComingOfAgePolicy(models.TextChoices):
+    KEEP = "keep", _("Keep the links")
+    ASK = "ask", _("Ask the student to approve each link")
+    END = "end", _("End the links")
+
+
 class AccountQuerySet(models.QuerySet):
     def roots(self) -> "AccountQuerySet":
         return self.filter(parent__isnull=True)
@@ -81,6 +87,28 @@ class Account(models.Model):
             "e-mails and CSV exports show times in it."
         ),
     )
+    age_of_majority = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=18,
+        db_default=18,
+        help_text=_(
+            "Students this old (by their birth date) approve their own new observers. "
+            "Empty: no age rule."
+        ),
+    )
+    coming_of_age_policy = models.CharField(
+        max_length=8,
+        choices=ComingOfAgePolicy,
+        default=ComingOfAgePolicy.KEEP,
+        db_default=ComingOfAgePolicy.KEEP,
+        help_text=_("What happens to a student's existing observers when they come of age."),
+    )
+    students_may_end_links = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=_("Let students under the age of majority end their observers' links."),
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -94,20 +122,37 @@ class Account(models.Model):
                 condition=(Q(parent__isnull=True) & Q(root_account__isnull=True))
                 | (Q(parent__isnull=False) & Q(root_account__isnull=False)),
                 name="account_root_iff_no_parent",
+                violation_error_message=_(
+                    "A school (root account) has no parent account; a sub-account must have one."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(domain__isnull=True) | Q(parent__isnull=True),
                 name="account_domain_only_on_root",
+                violation_error_message=_(
+                    "Only a school (root account) has a domain; leave it empty for a sub-account."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(pairing_code_lifetime_hours__gte=1)
                 & Q(pairing_code_lifetime_hours__lte=24 * 90),
                 name="account_code_lifetime_range",
+                violation_error_message=_(
+                    "Pairing codes must stay valid between 1 hour and 90 days (2160 hours)."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(age_of_majority__isnull=True)
+                | (Q(age_of_majority__gte=1) & Q(age_of_majority__lte=99)),
+                name="account_age_of_majority_range",
             ),
             models.UniqueConstraint(
                 fields=["root_account", "sis_account_id"],
                 condition=Q(sis_account_id__isnull=False),
                 name="account_unique_sis_id_per_root",
+                violation_error_message=_(
+                    "Another account of this school already has this SIS id."
+                ),
             ),
         ]
 
@@ -167,11 +212,16 @@ class Role(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["root_account", "name"], name="role_unique_name"),
+            models.UniqueConstraint(
+                fields=["root_account", "name"],
+                name="role_unique_name",
+                violation_error_message=_("This school already has a role with this name."),
+            ),
             models.UniqueConstraint(
                 fields=["name"],
                 condition=Q(root_account__isnull=True),
                 name="role_unique_builtin_name",
+                violation_error_message=_("A built-in role with this name already exists."),
             ),
         ]
 
@@ -202,7 +252,9 @@ class AccountAdmin(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "account", "role"], name="account_admin_unique_membership"
+                fields=["user", "account", "role"],
+                name="account_admin_unique_membership",
+                violation_error_message=_("This person already has this role in this account."),
             ),
         ]
         indexes = [models.Index(fields=["user", "root_account"], name="account_admin_user_root")]
@@ -246,6 +298,9 @@ class CourseRoleOverride(models.Model):
             models.UniqueConstraint(
                 fields=["account", "enrollment_type", "permission"],
                 name="course_role_override_unique",
+                violation_error_message=_(
+                    "This permission is already set for this role in this account."
+                ),
             ),
         ]
 

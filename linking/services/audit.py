@@ -34,6 +34,7 @@ def record_event(
         pairing_code=pairing_code,
         ip_address=actor.ip_address,
         user_agent=(actor.user_agent or "")[:512],
+        request_id=(actor.request_id or "")[:64],
         detail=detail or {},
         notifications_pending=pending,
         emails_suppressed=pending and notifications.emails_suppressed(),

@@ -11,6 +11,7 @@ class Actor:
     source: str = AuditSource.SYSTEM
     ip_address: str | None = None
     user_agent: str = ""
+    request_id: str = ""
 
     @classmethod
     def system(cls, source: str = AuditSource.SYSTEM) -> "Actor":

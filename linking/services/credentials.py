@@ -5,15 +5,17 @@ budgets (linking.services.ratelimit): the login id tried (known or not) and
 the client address, plus the acting user when someone signed in links.
 """
 
+from collections.abc import Callable
+
 from django.contrib.auth.hashers import check_password, make_password
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from ..models import Account, AuditAction, Login, User
-from . import ratelimit
+from . import ratelimit, sso
 from .audit import record_event
 from .context import Actor
-from .errors import FeatureDisabled, InvalidCredentials, UnknownObservee
+from .errors import FeatureDisabled, InvalidCredentials, LinkingError, UnknownObservee
 
 # Checked when no login matches, so a miss costs the same time as a hit.
 _DUMMY_HASH = make_password("observers-dummy-password")
@@ -46,7 +48,10 @@ def sign_in(
     Returns the user (or None) and, after a failure, the tries left before
     the login id or the address is paused. Raises RateLimited, counting
     nothing, when either budget is used up; a right password is refused
-    then too, which is what keeps guessing at the limit.
+    then too, which is what keeps guessing at the limit. Raises
+    sso.SsoRequired for a right password of someone the school signs in
+    through its provider (checked only after the password matched, so the
+    rule reveals nothing to a guesser).
     """
     reservation = ratelimit.reserve(
         ratelimit.budgets_for(root_account=root_account, login_id=unique_id, ip_address=ip_address)
@@ -55,19 +60,29 @@ def sign_in(
     if not _password_matches(login, password) or not login.user.is_active:
         return None, reservation.tries_left
     reservation.release()
+    provider = sso.required_provider(login.user, root_account)
+    if provider is not None:
+        raise sso.SsoRequired(provider)
     Login.objects.filter(pk=login.pk).update(last_login_at=timezone.now())
     return login.user, None
 
 
 def find_student_by_credentials(
-    *, unique_id: str, password: str, root_account: Account, actor: Actor
+    *,
+    unique_id: str,
+    password: str,
+    root_account: Account,
+    actor: Actor,
+    vet: Callable[[User], object] | None = None,
 ) -> User:
     """The user whose active login in ``root_account`` matches, or a domain error.
 
     Counts against the acting user, the login id tried and the address, so
     the endpoint is no password oracle. Raises RateLimited, FeatureDisabled,
     UnknownObservee (no such login) or InvalidCredentials (wrong password),
-    the last two with the tries left.
+    the last two with the tries left. ``vet`` (the rules of who may observe)
+    sees the student before the try is given back, so its refusal counts
+    like a wrong password.
     """
     if not root_account.credential_linking_allowed:
         raise FeatureDisabled()
@@ -85,6 +100,12 @@ def find_student_by_credentials(
         raise _failed(actor, root_account, "unknown_login", UnknownObservee(), reservation)
     if not _password_matches(login, password):
         raise _failed(actor, root_account, "wrong_password", InvalidCredentials(), reservation)
+    if vet is not None:
+        try:
+            vet(login.user)
+        except LinkingError as error:
+            error.tries_left = reservation.tries_left
+            raise
     reservation.release()
     return login.user
 

@@ -95,3 +95,25 @@ class DomainTaken(LinkingError):
 class LoginTaken(LinkingError):
     code = "login_taken"
     default_message = "This login id is already in use at this institution."
+
+
+class InvalidInvitation(LinkingError):
+    """An invitation that cannot be used: unknown, expired, used, or refused by a rule.
+
+    One answer for all of them, so a refusal reveals nothing (docs/security.md §15).
+    """
+
+    code = "invalid_invitation"
+    default_message = "This invitation is not valid or has expired."
+
+
+class LinkRefused(LinkingError):
+    """A rule of who may observe refuses the link (services.rules).
+
+    Only staff see this error, which names the rule but never a
+    restriction's reason; everyone else gets the refusal their way of
+    linking gives for a wrong code or credentials (docs/security.md).
+    """
+
+    code = "link_refused"
+    default_message = "A rule of this school does not allow this link."

@@ -1,9 +1,10 @@
 """Creating, restoring and removing observation links."""
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from ..models import (
@@ -11,17 +12,28 @@ from ..models import (
     AuditAction,
     Enrollment,
     EnrollmentState,
+    LinkKind,
     LinkSource,
     ObservationLink,
     Permission,
     SisBatch,
     User,
 )
+from . import rules
 from .audit import record_event
 from .context import Actor
 from .enrollments import mirror_link_enrollments, remove_link_enrollments
-from .errors import CannotObserveSelf, NoCommonRootAccount, NotAuthorized, RequiredFieldsMissing
+from .errors import (
+    CannotObserveSelf,
+    LinkingError,
+    NoCommonRootAccount,
+    NotAuthorized,
+    RequiredFieldsMissing,
+)
 from .permissions import common_root_account_ids, root_accounts_with_permission
+
+# ``ends_at`` not given: the link keeps its end date.
+UNCHANGED = object()
 
 
 def link_observer(
@@ -32,63 +44,116 @@ def link_observer(
     actor: Actor,
     source: str = LinkSource.API,
     sis_batch: SisBatch | None = None,
+    consent_at: datetime | None = None,
+    kind: str | None = None,
+    ends_at: datetime | object | None = UNCHANGED,
 ) -> tuple[ObservationLink, bool]:
     """Create or restore the link observer -> student on a root account (Canvas: create_or_restore).
 
+    The rules of who may observe (services.rules) are judged first: a
+    refusal raises (what rules.refusal_error chooses for the path), and a
+    link that needs the student's consent is made (or stays) pending.
     Returns ``(link, changed)``: ``changed`` is False when the link was
-    already active. Either way the observer's enrollments are brought in
-    step with the student's. Raises RequiredFieldsMissing or
-    CannotObserveSelf. Safe under concurrent calls for the same pair: the
-    unique constraint decides, and the loser restores the winner's row.
+    already active (or already pending). An active link's observer
+    enrollments are brought in step with the student's. ``kind`` (None:
+    leave it) and ``ends_at`` (left alone unless given) set the link's
+    kind and end date. Raises RequiredFieldsMissing or CannotObserveSelf.
+    Safe under concurrent calls for the same pair: the unique constraint
+    decides, and the loser restores the winner's row.
     """
     if observer is None or student is None or root_account is None:
         raise RequiredFieldsMissing()
     if observer.pk == student.pk:
         raise CannotObserveSelf()
+    verdict = rules.enforce(
+        observer=observer,
+        student=student,
+        root_accounts=[root_account],
+        source=source,
+        actor=actor,
+        consent_at=consent_at,
+    )[root_account.pk]
+    pending = verdict.outcome == rules.PENDING
+    terms = {"kind": kind, "ends_at": ends_at}
     try:
         with transaction.atomic():
-            return _link(observer, student, root_account, actor, source, sis_batch)
+            return _link(
+                observer, student, root_account, actor, source, sis_batch, pending, verdict, terms
+            )
     except IntegrityError:
         # A concurrent request inserted the same (observer, student, root) row
         # between our SELECT and INSERT; the retry finds it and restores it.
         with transaction.atomic():
-            return _link(observer, student, root_account, actor, source, sis_batch)
+            return _link(
+                observer, student, root_account, actor, source, sis_batch, pending, verdict, terms
+            )
 
 
-def _link(observer, student, root_account, actor, source, sis_batch):
+def _set_terms(link: ObservationLink, terms: dict) -> list[str]:
+    changed = []
+    if terms["kind"] is not None and link.kind != terms["kind"]:
+        link.kind = terms["kind"]
+        changed.append("kind")
+    if terms["ends_at"] is not UNCHANGED and link.ends_at != terms["ends_at"]:
+        link.ends_at = terms["ends_at"]
+        changed.append("ends_at")
+    return changed
+
+
+def _link(observer, student, root_account, actor, source, sis_batch, pending, verdict, terms):
     link = (
         ObservationLink.objects.select_for_update()
         .filter(observer=observer, student=student, root_account=root_account)
         .first()
     )
+    State = ObservationLink.State
     changed = True
+    detail = {"source": source}
+    if pending:
+        detail["awaiting"] = verdict.rule
     if link is None:
-        link = ObservationLink.objects.create(
+        link = ObservationLink(
             observer=observer,
             student=student,
             root_account=root_account,
             source=source,
+            workflow_state=State.PENDING if pending else State.ACTIVE,
             created_by=actor.user if actor.user is not None and actor.user.pk else None,
             sis_batch=sis_batch,
         )
-        action = AuditAction.LINK_CREATED
-    elif link.workflow_state == ObservationLink.State.DELETED:
-        link.workflow_state = ObservationLink.State.ACTIVE
+        _set_terms(link, terms)
+        link.save()
+        action = AuditAction.LINK_PENDING if pending else AuditAction.LINK_CREATED
+    elif link.workflow_state == State.DELETED or (
+        link.workflow_state == State.PENDING and not pending
+    ):
+        action = AuditAction.LINK_RESTORED
+        if link.workflow_state == State.PENDING:
+            action = AuditAction.LINK_CREATED
+        elif pending:
+            action = AuditAction.LINK_PENDING
+        link.workflow_state = State.PENDING if pending else State.ACTIVE
         link.deleted_at = None
+        if not pending:
+            # A pending link keeps why it ended: withdrawing it must not erase
+            # that the student ended it (no silent re-link).
+            link.end_reason = ""
         link.source = source
         # A restore by a person takes the link out of SIS's hands (Canvas).
         link.sis_batch = sis_batch
-        link.save(
-            update_fields=["workflow_state", "deleted_at", "source", "sis_batch", "updated_at"]
-        )
-        action = AuditAction.LINK_RESTORED
+        fields = ["workflow_state", "deleted_at", "end_reason", "source", "sis_batch"]
+        link.save(update_fields=[*fields, *_set_terms(link, terms), "updated_at"])
     else:
         changed = False
         action = None
+        fields = _set_terms(link, terms)
         if sis_batch is not None and link.sis_batch_id != sis_batch.pk:
             link.sis_batch = sis_batch
-            link.save(update_fields=["sis_batch", "updated_at"])
-    mirror_link_enrollments(link)
+            fields.append("sis_batch")
+        if fields:
+            link.save(update_fields=[*fields, "updated_at"])
+    if link.workflow_state == State.ACTIVE:
+        mirror_link_enrollments(link)
     if action is not None:
         record_event(
             action=action,
@@ -97,9 +162,80 @@ def _link(observer, student, root_account, actor, source, sis_batch):
             observer=observer,
             student=student,
             link=link,
-            detail={"source": source},
+            detail=detail,
         )
     return link, changed
+
+
+@transaction.atomic
+def activate_pending_link(*, link: ObservationLink, actor: Actor) -> bool:
+    """A pending link becomes active (the student approved it): enrollments follow, audited."""
+    updated = ObservationLink.objects.filter(
+        pk=link.pk, workflow_state=ObservationLink.State.PENDING
+    ).update(workflow_state=ObservationLink.State.ACTIVE, end_reason="", updated_at=timezone.now())
+    if not updated:
+        return False
+    link.workflow_state = ObservationLink.State.ACTIVE
+    link.end_reason = ""
+    mirror_link_enrollments(link)
+    record_event(
+        action=AuditAction.LINK_CREATED,
+        actor=actor,
+        root_account=link.root_account,
+        observer=link.observer,
+        student=link.student,
+        link=link,
+        detail={"source": link.source, "approved_by_student": True},
+    )
+    return True
+
+
+@transaction.atomic
+def make_link_pending(*, link: ObservationLink, actor: Actor, reason: str) -> bool:
+    """An active link waits for the student's approval again: its enrollments end meanwhile."""
+    updated = ObservationLink.objects.filter(
+        pk=link.pk, workflow_state=ObservationLink.State.ACTIVE
+    ).update(workflow_state=ObservationLink.State.PENDING, updated_at=timezone.now())
+    if not updated:
+        return False
+    link.workflow_state = ObservationLink.State.PENDING
+    remove_link_enrollments(link)
+    record_event(
+        action=AuditAction.LINK_PENDING,
+        actor=actor,
+        root_account=link.root_account,
+        observer=link.observer,
+        student=link.student,
+        link=link,
+        detail={"source": link.source, "awaiting": reason},
+    )
+    return True
+
+
+@transaction.atomic
+def change_link_terms(
+    *, link: ObservationLink, actor: Actor, kind: str, ends_at: datetime | None
+) -> bool:
+    """Staff set a link's kind and end date; returns whether anything changed (audited)."""
+    if kind not in LinkKind.values and kind != "":
+        raise LinkingError(f"Unknown kind of observer: {kind}")
+    fields = _set_terms(link, {"kind": kind, "ends_at": ends_at})
+    if not fields:
+        return False
+    link.save(update_fields=[*fields, "updated_at"])
+    record_event(
+        action=AuditAction.LINK_CHANGED,
+        actor=actor,
+        root_account=link.root_account,
+        observer=link.observer,
+        student=link.student,
+        link=link,
+        detail={
+            "kind": link.kind,
+            "ends_at": link.ends_at.isoformat() if link.ends_at else None,
+        },
+    )
+    return True
 
 
 def link_observer_on_accounts(
@@ -109,13 +245,32 @@ def link_observer_on_accounts(
     root_accounts: Iterable[Account],
     actor: Actor,
     source: str = LinkSource.API,
+    consent_at: datetime | None = None,
 ) -> list[ObservationLink]:
-    """Link on each given root account, atomically; returns the links."""
+    """Link on each given root account, atomically; returns the links.
+
+    The rules are judged on every root account before anything is written,
+    so a refusal on one is recorded (outside the transaction) and links none.
+    """
+    root_accounts = list(root_accounts)
+    rules.enforce(
+        observer=observer,
+        student=student,
+        root_accounts=root_accounts,
+        source=source,
+        actor=actor,
+        consent_at=consent_at,
+    )
     # No savepoint of its own: each link_observer call already has one.
     with transaction.atomic(savepoint=False):
         return [
             link_observer(
-                observer=observer, student=student, root_account=account, actor=actor, source=source
+                observer=observer,
+                student=student,
+                root_account=account,
+                actor=actor,
+                source=source,
+                consent_at=consent_at,
             )[0]
             for account in root_accounts
         ]
@@ -123,27 +278,43 @@ def link_observer_on_accounts(
 
 @transaction.atomic
 def unlink_observer(
-    *, link: ObservationLink, actor: Actor, sis_batch: SisBatch | None = None
+    *,
+    link: ObservationLink,
+    actor: Actor,
+    sis_batch: SisBatch | None = None,
+    reason: str = "",
+    now: datetime | None = None,
 ) -> bool:
-    """Soft-delete a link and the observer enrollments it made.
+    """Soft-delete a link (active or pending) and the observer enrollments it made.
 
-    Returns False when the link was already deleted (nothing changes).
-    The conditional UPDATE makes concurrent removals record one event.
+    ``reason`` (a LinkEnd) is kept on the link: a link the student ended or
+    declined needs their approval to come back (services.rules). Returns
+    False when the link was already deleted (nothing changes). The
+    conditional UPDATE makes concurrent removals record one event.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     updated = ObservationLink.objects.filter(
-        pk=link.pk, workflow_state=ObservationLink.State.ACTIVE
+        pk=link.pk,
+        workflow_state__in=[ObservationLink.State.ACTIVE, ObservationLink.State.PENDING],
     ).update(
         workflow_state=ObservationLink.State.DELETED,
         deleted_at=now,
         updated_at=now,
         sis_batch=sis_batch,
+        # Withdrawing a pending link keeps the reason it was ended before.
+        end_reason=Value(reason)
+        if reason
+        else Case(
+            When(workflow_state=ObservationLink.State.PENDING, then=F("end_reason")),
+            default=Value(""),
+        ),
     )
     if not updated:
         return False
     link.workflow_state = ObservationLink.State.DELETED
     link.deleted_at = link.updated_at = now
     link.sis_batch = sis_batch
+    link.refresh_from_db(fields=["end_reason"])
     remove_link_enrollments(link)
     record_event(
         action=AuditAction.LINK_DELETED,
@@ -152,6 +323,7 @@ def unlink_observer(
         observer=link.observer,
         student=link.student,
         link=link,
+        detail={"reason": reason} if reason else None,
     )
     return True
 
@@ -171,7 +343,7 @@ def restore_link(*, link: ObservationLink, actor: Actor, source: str = LinkSourc
 def delete_user(*, user: User, actor: Actor) -> None:
     """Soft-delete a user: every link as observer or student goes, and their enrollments."""
     links = (
-        ObservationLink.objects.active()
+        ObservationLink.objects.live()
         .filter(Q(observer=user) | Q(student=user))
         .select_related("observer", "student", "root_account")
     )
@@ -191,6 +363,7 @@ def link_to_common_root_accounts(
     narrowing: Account | str,
     actor: Actor,
     source: str = LinkSource.API,
+    consent_at: datetime | None = None,
 ) -> list[ObservationLink]:
     """Link on every root account both users share, narrowed as the API's ``root_account_id`` asks.
 
@@ -218,7 +391,12 @@ def link_to_common_root_accounts(
     else:
         accounts = Account.objects.filter(pk__in=common).order_by("pk")
     return link_observer_on_accounts(
-        observer=observer, student=student, root_accounts=accounts, actor=actor, source=source
+        observer=observer,
+        student=student,
+        root_accounts=accounts,
+        actor=actor,
+        source=source,
+        consent_at=consent_at,
     )
 
 

@@ -13,7 +13,11 @@ Who gets what (each can be turned off per root account in NotificationSettings):
 - link created or restored: the student, and the student's other observers in
   that root account, with a signed "this wasn't me" link;
 - link created or restored by staff or an SIS import: also the observer;
-- link removed: the observer.
+- link removed: the observer;
+- link pending (it awaits the student's approval, services.rules): the student.
+
+Nothing names a protected student (services.rules): no e-mail is planned
+for an event about one, and webhook payloads carry their id without a name.
 
 SIS imports (or any bulk job) can hold the e-mails back with
 ``with notifications.suppressed(): ...``; webhooks are still queued, since
@@ -45,6 +49,7 @@ from ..models import (
     LinkSource,
     NotificationSettings,
     ObservationLink,
+    ProtectedStudent,
     UnrecognisedLinkReport,
     User,
     WebhookDelivery,
@@ -73,7 +78,10 @@ _TEMPLATES = {
     Kind.NEW_OBSERVER_TO_OBSERVERS: "email/new_observer_observers",
     Kind.LINK_REMOVED_TO_OBSERVER: "email/link_removed_observer",
     Kind.STAFF_LINK_TO_OBSERVER: "email/staff_link_observer",
+    Kind.APPROVAL_TO_STUDENT: "email/approval_student",
 }
+# Events that send e-mails but no webhook (endpoints subscribe to WEBHOOK_EVENTS).
+_EMAIL_ONLY_ACTIONS = {AuditAction.LINK_PENDING}
 _REPORTABLE = {Kind.NEW_OBSERVER_TO_STUDENT, Kind.NEW_OBSERVER_TO_OBSERVERS}
 
 _suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -105,7 +113,8 @@ def emails_suppressed() -> bool:
 
 def may_notify(action: str, root_account) -> bool:
     """Whether an event can cause e-mails or webhook deliveries (else it is never planned)."""
-    return action in webhooks.WEBHOOK_EVENTS and root_account is not None
+    notifying = action in webhooks.WEBHOOK_EVENTS or action in _EMAIL_ONLY_ACTIONS
+    return notifying and root_account is not None
 
 
 def plan_pending(*, batch: int = 500) -> int:
@@ -146,14 +155,11 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     and root accounts are loaded in bulk, settings and endpoints once per
     root account.
     """
-    relevant = [
-        event
-        for event in events
-        if event.action in webhooks.WEBHOOK_EVENTS and event.root_account_id is not None
-    ]
+    relevant = [event for event in events if may_notify(event.action, event.root_account_id)]
     if not relevant:
         return
     _attach_related(relevant)
+    protected = _protected_pairs(relevant)
     by_root: dict[int, tuple[NotificationSettings, list]] = {}
     emails: list[EmailNotification] = []
     deliveries: list[WebhookDelivery] = []
@@ -166,8 +172,9 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
                 webhooks.active_endpoints(event.root_account_id),
             )
         config, endpoints = by_root[event.root_account_id]
-        deliveries.extend(webhooks.plan_deliveries(event, endpoints))
-        if event.pk in mailed:
+        is_protected = (event.student_id, event.root_account_id) in protected
+        deliveries.extend(webhooks.plan_deliveries(event, endpoints, protected=is_protected))
+        if event.pk in mailed and not is_protected:
             emails.extend(_plan_emails(event, config, others))
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
@@ -177,7 +184,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
 
 # What planning reads of people and links (e-mails render later, from a fresh query).
 _PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state", "email_unverified_since")
-_LINK_FIELDS = ("id", "workflow_state", "source")
+_LINK_FIELDS = ("id", "workflow_state", "source", "kind", "ends_at")
 
 
 def _attach_related(events: list[AuditEvent]) -> None:
@@ -207,6 +214,19 @@ def _attach_related(events: list[AuditEvent]) -> None:
                 key = getattr(event, relation.attname)
                 if key in found and not relation.is_cached(event):
                     setattr(event, relation.name, found[key])
+
+
+def _protected_pairs(events: list[AuditEvent]) -> set[tuple[int, int]]:
+    """(student id, root account id) of the events' protected students (one query)."""
+    students = {event.student_id for event in events if event.student_id is not None}
+    if not students:
+        return set()
+    return set(
+        ProtectedStudent.objects.filter(
+            student_id__in=students,
+            root_account_id__in={event.root_account_id for event in events},
+        ).values_list("student_id", "root_account_id")
+    )
 
 
 def settings_for(root_account: Account) -> NotificationSettings:
@@ -245,12 +265,18 @@ def _plan_emails(
     config: NotificationSettings,
     other_observers: dict[tuple[int, int], list[User]],
 ) -> list[EmailNotification]:
-    if event.action not in _NEW_LINK_ACTIONS and event.action != AuditAction.LINK_DELETED:
+    if event.action not in _NEW_LINK_ACTIONS and event.action not in (
+        AuditAction.LINK_DELETED,
+        AuditAction.LINK_PENDING,
+    ):
         return []
     if event.observer is None or event.student is None:
         return []
     wanted: list[tuple[str, User]] = []
-    if event.action == AuditAction.LINK_DELETED:
+    if event.action == AuditAction.LINK_PENDING:
+        if config.notify_student_of_new_observer:
+            wanted.append((Kind.APPROVAL_TO_STUDENT, event.student))
+    elif event.action == AuditAction.LINK_DELETED:
         if config.notify_observer_of_removed_link:
             wanted.append((Kind.LINK_REMOVED_TO_OBSERVER, event.observer))
     else:

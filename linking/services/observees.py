@@ -24,6 +24,7 @@ from ..models import (
     Permission,
     User,
 )
+from . import rules, safeguarding
 from .context import Actor
 from .credentials import find_student_by_credentials
 from .errors import NotAuthorized, NotFound, NothingToLink, UnknownObservee
@@ -282,7 +283,17 @@ def add_observee(
         return student, admin_root_account_ids
     elif unique_id:
         student = find_student_by_credentials(
-            unique_id=unique_id, password=password or "", root_account=root_account, actor=actor
+            unique_id=unique_id,
+            password=password or "",
+            root_account=root_account,
+            actor=actor,
+            vet=lambda found: rules.enforce(
+                observer=observer,
+                student=found,
+                root_accounts=_target_root_accounts(observer, found, narrowing),
+                source=LinkSource.CREDENTIALS,
+                actor=actor,
+            ),
         )
         source = LinkSource.CREDENTIALS
     else:
@@ -293,7 +304,14 @@ def add_observee(
     return student, admin_root_account_ids
 
 
-@transaction.atomic
+def _target_root_accounts(observer: User, student: User, narrowing: Account | str):
+    if narrowing != "all":
+        return [narrowing]
+    return list(
+        Account.objects.filter(pk__in=common_root_account_ids(observer, student)).order_by("pk")
+    )
+
+
 def link_observee_by_id(
     *, observer: User, student: User, narrowing: Account | str, actor: Actor
 ) -> set[int]:
@@ -304,12 +322,21 @@ def link_observee_by_id(
     Raises NotFound when the users share no root account in scope (this also
     covers observer == student) and NotAuthorized when the acting user holds
     the permission on none of them. Returns the root account ids linked on.
+
+    The student themself may call it to approve a pending link of
+    ``observer`` (services.safeguarding): the links pending in scope become active.
     """
     common = common_root_account_ids(observer, student)
     if narrowing != "all":
         common &= {narrowing.pk}
     if not common:
         raise NotFound()
+    if actor.user is not None and actor.user.pk == student.pk:
+        approved = _approve_as_student(
+            observer=observer, student=student, common=common, actor=actor
+        )
+        if approved:
+            return approved
     allowed = root_accounts_with_permission(actor.user, common, Permission.MANAGE_USER_OBSERVERS)
     if not allowed:
         raise NotAuthorized()
@@ -321,6 +348,24 @@ def link_observee_by_id(
         source=LinkSource.API,
     )
     return allowed
+
+
+def _approve_as_student(*, observer: User, student: User, common: set[int], actor: Actor):
+    """Approve the pair's pending links in ``common``; their root account ids (empty: none).
+
+    Each approval is atomic itself; a refusal (a restriction recorded
+    meanwhile) is recorded and raised by safeguarding.approve_link.
+    """
+    pending = list(
+        ObservationLink.objects.pending()
+        .filter(observer=observer, student=student, root_account_id__in=common)
+        .select_related("root_account")
+    )
+    for link in pending:
+        safeguarding.approve_link(
+            link_id=link.pk, student=student, root_account=link.root_account, actor=actor
+        )
+    return {link.root_account_id for link in pending}
 
 
 @transaction.atomic
@@ -340,7 +385,8 @@ def remove_observee(
     when the request names one. Raises NotFound when nothing is in scope.
     Returns the number of links removed.
     """
-    links = ObservationLink.objects.active().filter(observer=observer, student=student)
+    # A pending link (awaiting the student) is withdrawn the same way.
+    links = ObservationLink.objects.live().filter(observer=observer, student=student)
     if admin_root_account_ids is not None:
         links = links.filter(root_account_id__in=admin_root_account_ids)
     if root_account is not None:

@@ -9,6 +9,7 @@ redemptions produce exactly one link and a refused attempt never burns it.
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -25,13 +26,18 @@ from ..models import (
     Permission,
     User,
 )
-from . import ratelimit
+from . import ratelimit, rules
 from .audit import record_event
 from .context import Actor
 from .errors import FeatureDisabled, InvalidPairingCode, LinkingError, NotAuthorized
 from .hashing import keyed_hash
 from .links import link_to_common_root_accounts
-from .permissions import can_generate_pairing_code, has_account_permission, is_pairable_student
+from .permissions import (
+    can_generate_pairing_code,
+    common_root_account_ids,
+    has_account_permission,
+    is_pairable_student,
+)
 from .sql import Select, with_user_sql
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -71,12 +77,13 @@ class IssuedCode:
 CODE_HINT_LENGTH = 2
 
 
-@transaction.atomic
 def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     """Issue a new code for a student of the root account.
 
     Raises FeatureDisabled when the root account has pairing codes off and
-    NotAuthorized when the student has no live student enrollment there or
+    NotAuthorized when the student has no live student enrollment there,
+    is protected (services.rules: codes are how people link themselves, and
+    a protected student is linked by staff only; the refusal is audited) or
     the acting user may not generate codes for them (a system actor, such as
     a management command, may). A student holds at most five active codes:
     issuing a sixth revokes the oldest.
@@ -85,6 +92,21 @@ def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) ->
         raise FeatureDisabled()
     if not is_pairable_student(student, root_account):
         raise NotAuthorized()
+    if rules.is_protected(student, root_account):
+        # Recorded before the issuing transaction, which would roll it back.
+        record_event(
+            action=AuditAction.LINK_REFUSED,
+            actor=actor,
+            root_account=root_account,
+            student=student,
+            detail={"rule": rules.PROTECTED_STUDENT, "source": "pairing_code_issue"},
+        )
+        raise NotAuthorized("This student cannot have pairing codes.")
+    return _issue_pairing_code(student=student, root_account=root_account, actor=actor)
+
+
+@transaction.atomic
+def _issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     if actor.user is not None and not can_generate_pairing_code(actor.user, student, root_account):
         raise NotAuthorized()
     # Lock the student row so concurrent issues count active codes one at a time.
@@ -158,7 +180,13 @@ def _code_sql() -> str:
     )
 
 
-def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> PairingCode:
+def find_redeemable_code(
+    *,
+    code: str,
+    root_account: Account,
+    actor: Actor,
+    vet: Callable[[PairingCode], object] | None = None,
+) -> PairingCode:
     """Look a typed code up among the root account's live codes, counting failures.
 
     The try is reserved under the actor's and the address's budgets before
@@ -166,7 +194,9 @@ def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> P
     given back when the code is found, so a failed try counts and
     concurrent guesses never get past the limit. Raises InvalidPairingCode
     (one message for unknown, expired, used and revoked codes, with the
-    tries left) otherwise.
+    tries left) otherwise. ``vet`` (the rules of who may observe) sees the
+    found code before the try is given back: a refusal it raises counts
+    and carries the tries left, exactly like a wrong code.
     """
     reservation = ratelimit.reserve(
         ratelimit.budgets_for(user=actor.user, ip_address=actor.ip_address)
@@ -185,10 +215,34 @@ def find_redeemable_code(*, code: str, root_account: Account, actor: Actor) -> P
     )
     if not rows or not rows[0][1].is_active:
         raise _failed_attempt(actor, root_account, "no_match", reservation.tries_left)
-    reservation.release()
     found, student = rows[0]
     found.student = student
+    if vet is not None:
+        try:
+            vet(found)
+        except LinkingError as error:
+            error.tries_left = reservation.tries_left
+            raise
+    reservation.release()
     return found
+
+
+def find_code_for_observer(
+    *, code: str, observer: User, root_account: Account, actor: Actor
+) -> PairingCode:
+    """find_redeemable_code for a parent about to confirm a link, with the link rules judged.
+
+    The confirm step shows the student's name, so a code that the rules of
+    who may observe refuse is answered here like a wrong code (and counted).
+    """
+    return find_redeemable_code(
+        code=code,
+        root_account=root_account,
+        actor=actor,
+        vet=link_rules_vet(
+            observer=observer, narrowing=root_account, actor=actor, source=LinkSource.PAIRING_CODE
+        ),
+    )
 
 
 def redeem_pairing_code(
@@ -208,9 +262,14 @@ def redeem_pairing_code(
     inside the same transaction as the links, so of many concurrent
     redemptions exactly one links and the rest get InvalidPairingCode.
     """
-    pairing_code = find_redeemable_code(code=code, root_account=root_account, actor=actor)
-    student = pairing_code.student
     narrowing = link_root_accounts if link_root_accounts is not None else root_account
+    pairing_code = find_redeemable_code(
+        code=code,
+        root_account=root_account,
+        actor=actor,
+        vet=link_rules_vet(observer=observer, narrowing=narrowing, actor=actor, source=source),
+    )
+    student = pairing_code.student
     try:
         return _consume_and_link(
             pairing_code, student, observer, root_account, actor, narrowing, source
@@ -261,6 +320,7 @@ def _consume_and_link(
         narrowing=narrowing,
         actor=actor,
         source=source,
+        consent_at=rules.student_consent_at(pairing_code),
     )
     record_event(
         action=AuditAction.CODE_REDEEMED,
@@ -271,6 +331,54 @@ def _consume_and_link(
         pairing_code=pairing_code,
     )
     return student, links
+
+
+def link_rules_vet(
+    *,
+    observer: User | None,
+    narrowing: Account | str,
+    actor: Actor,
+    source: str,
+    new_person_email: str = "",
+) -> Callable[[PairingCode], object]:
+    """The rules of who may observe, judged on a found code before it counts as a good try.
+
+    Judged in each root account the code would link on (``narrowing``, or
+    every root account the two share); a refusal is audited and raised as
+    rules.refusal_error chooses (a wrong code's answer for the observer).
+    """
+
+    def vet(found: PairingCode):
+        if isinstance(narrowing, Account):
+            accounts = [narrowing]
+        elif observer is None:
+            accounts = [found.root_account]
+        else:
+            accounts = list(
+                Account.objects.filter(
+                    pk__in=common_root_account_ids(observer, found.student)
+                ).order_by("pk")
+            )
+        return rules.enforce(
+            observer=observer,
+            student=found.student,
+            root_accounts=accounts,
+            source=source,
+            actor=actor,
+            consent_at=rules.student_consent_at(found),
+            new_person_email=new_person_email,
+        )
+
+    return vet
+
+
+def revoke_student_codes(*, student: User, root_account: Account, actor: Actor) -> int:
+    """Revoke every unused code of a student in a root account (they were protected)."""
+    codes = PairingCode.objects.redeemable().filter(student=student, root_account=root_account)
+    return sum(
+        _revoke(code, actor, reason="protected")
+        for code in codes.select_related("root_account", "student")
+    )
 
 
 def _revoke(code: PairingCode, actor: Actor, *, reason: str) -> bool:

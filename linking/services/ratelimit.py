@@ -42,6 +42,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from ..models import Account, RateLimitCounter, User
+from . import instruments
 from .errors import RateLimited, RateLimitStoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -128,9 +129,21 @@ def reserve(budgets: list[Budget]) -> Reservation:
         return Reservation()
     budgets = sorted({b.key: b for b in budgets}.values(), key=lambda b: b.key)
     now = time.time()
+    try:
+        if _uses_redis():
+            return _redis_call(lambda client: _reserve_in_redis(client, budgets, now))
+        return _reserve_in_table(budgets, now)
+    except RateLimited:
+        instruments.RATE_LIMIT_REFUSALS.inc()
+        raise
+
+
+def check_store() -> None:
+    """Raise RateLimitStoreUnavailable (Redis) or DatabaseError (table) if the store is down."""
     if _uses_redis():
-        return _redis_call(lambda client: _reserve_in_redis(client, budgets, now))
-    return _reserve_in_table(budgets, now)
+        _redis_call(lambda client: client.ping())
+    else:
+        RateLimitCounter.objects.exists()
 
 
 def _windows() -> tuple[float, float]:

@@ -23,7 +23,12 @@ from .errors import (
     NothingToLink,
     RateLimited,
 )
-from .pairing import find_redeemable_code, normalize_code, redeem_pairing_code
+from .pairing import (
+    find_redeemable_code,
+    link_rules_vet,
+    normalize_code,
+    redeem_pairing_code,
+)
 
 OPEN_TO_OBSERVERS = {SelfRegistration.OBSERVER, SelfRegistration.ALL}
 
@@ -126,10 +131,22 @@ def register_observer(
         raise FeatureDisabled("Sign-up is closed at this school.")
     if not codes:
         raise NothingToLink("Enter at least one pairing code.")
+    # The rules of who may observe are judged here too, against the e-mail
+    # given: a refusal must be audited, and the transaction below would
+    # roll its event back.
+    vet = link_rules_vet(
+        observer=None,
+        narrowing=root_account,
+        actor=actor,
+        source=LinkSource.SELF_REGISTRATION,
+        new_person_email=email,
+    )
     for position, code in enumerate(codes):
         _check_code(
             position,
-            lambda c=code: find_redeemable_code(code=c, root_account=root_account, actor=actor),
+            lambda c=code: find_redeemable_code(
+                code=c, root_account=root_account, actor=actor, vet=vet
+            ),
         )
     probe = _reserve_probe(email, root_account, actor)
     try:

@@ -7,6 +7,7 @@ both people must belong to the root account the link is made in.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 
@@ -23,6 +24,7 @@ from ..models import (
 )
 from ..spreadsheet import text_row
 from ..timezones import local_iso
+from . import rules
 from .context import Actor
 from .errors import CannotObserveSelf, NoCommonRootAccount, NotAuthorized
 from .links import link_observer
@@ -124,33 +126,55 @@ def pairing_code_csv_rows(letters: Iterable[PairingLetter]) -> Iterator[list[str
         ]
 
 
-def check_staff_link(*, observer: User, student: User, root_account: Account) -> None:
+def check_staff_link(
+    *, observer: User, student: User, root_account: Account, actor: Actor
+) -> rules.Verdict:
     """Staff may link two different people who both belong to the root account.
 
-    Raises CannotObserveSelf or NoCommonRootAccount; writes nothing, so a
-    form can call it while validating.
+    Raises CannotObserveSelf or NoCommonRootAccount, or the LinkRefused of
+    a rule of who may observe (a restriction; recorded in the audit trail).
+    Writes no link, so a form can call it while validating. Returns the
+    verdict: PENDING when the student must approve the link first.
     """
     if observer.pk == student.pk:
-        raise CannotObserveSelf()
+        raise CannotObserveSelf(
+            "The observer and the student are the same person: a person cannot observe themselves."
+        )
     if root_account.pk not in common_root_account_ids(observer, student):
         raise NoCommonRootAccount(
             "The observer and the student must both belong to this institution."
         )
+    return rules.enforce(
+        observer=observer,
+        student=student,
+        root_accounts=[root_account],
+        source=LinkSource.ADMIN,
+        actor=actor,
+    )[root_account.pk]
 
 
-@transaction.atomic
 def staff_link_observer(
-    *, observer: User, student: User, root_account: Account, actor: Actor
+    *,
+    observer: User,
+    student: User,
+    root_account: Account,
+    actor: Actor,
+    kind: str | None = None,
+    ends_at: datetime | None = None,
 ) -> tuple[ObservationLink, bool]:
     """Link (or restore) observer -> student on a root account from the staff admin.
 
-    check_staff_link's errors, then link_observer's (source "admin").
+    check_staff_link's errors, then link_observer's (source "admin"), with
+    the link's kind and end date. Not one transaction of its own, so a
+    refusal's audit event stays (link_observer is atomic itself).
     """
-    check_staff_link(observer=observer, student=student, root_account=root_account)
+    check_staff_link(observer=observer, student=student, root_account=root_account, actor=actor)
     return link_observer(
         observer=observer,
         student=student,
         root_account=root_account,
         actor=actor,
         source=LinkSource.ADMIN,
+        kind=kind,
+        ends_at=ends_at,
     )

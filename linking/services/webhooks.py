@@ -139,9 +139,16 @@ def _person(user) -> dict | None:
     return None if user is None else {"id": user.pk, "name": user.name}
 
 
-def event_payload(event: AuditEvent) -> dict:
-    """The JSON document posted for an audit event."""
+def event_payload(event: AuditEvent, *, protected: bool = False) -> dict:
+    """The JSON document posted for an audit event.
+
+    A protected student (services.rules) is sent by id alone, marked
+    ``"protected": true``: their name never leaves the service.
+    """
     link = event.link
+    student = _person(event.student)
+    if protected and student is not None:
+        student = {"id": student["id"], "protected": True}
     return {
         "id": event.pk,
         "type": event.action,
@@ -152,7 +159,7 @@ def event_payload(event: AuditEvent) -> dict:
             else {"id": event.root_account.pk, "name": event.root_account.name}
         ),
         "observer": _person(event.observer),
-        "student": _person(event.student),
+        "student": student,
         "link": (
             None
             if link is None
@@ -160,6 +167,9 @@ def event_payload(event: AuditEvent) -> dict:
                 "id": link.pk,
                 "workflow_state": link.workflow_state,
                 "source": link.source,
+                # Ours, not Canvas's: who the observer is and when the link ends.
+                "kind": link.kind,
+                "ends_at": link.ends_at.isoformat() if link.ends_at else None,
             }
         ),
         "pairing_code": None if event.pairing_code_id is None else {"id": event.pairing_code_id},
@@ -170,14 +180,18 @@ def active_endpoints(root_account_id: int) -> list[WebhookEndpoint]:
     return list(WebhookEndpoint.objects.filter(root_account_id=root_account_id, is_active=True))
 
 
-def plan_deliveries(event: AuditEvent, endpoints: list[WebhookEndpoint]) -> list[WebhookDelivery]:
+def plan_deliveries(
+    event: AuditEvent, endpoints: list[WebhookEndpoint], *, protected: bool = False
+) -> list[WebhookDelivery]:
     """Unsaved deliveries of an event to each of ``endpoints`` subscribed to its type."""
     if event.action not in WEBHOOK_EVENTS:
         return []
     subscribed = [endpoint for endpoint in endpoints if event.action in (endpoint.events or [])]
     if not subscribed:
         return []
-    body = json.dumps(event_payload(event), separators=(",", ":"), sort_keys=True)
+    body = json.dumps(
+        event_payload(event, protected=protected), separators=(",", ":"), sort_keys=True
+    )
     now = timezone.now()
     return [
         WebhookDelivery(

@@ -47,8 +47,18 @@ def test_staff_issue_course_codes_and_download_csv(live_server, browser_page, tm
     page.get_by_label("Login ID").fill("alice")
     page.get_by_label("Password").fill(factories.TEST_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("link", name="Observation links").first.wait_for()
+    # The home opens on the tasks: find a person, codes and letters, SIS, attention.
+    page.get_by_role("heading", name="Find a student or parent").wait_for()
+    assert page.get_by_role("heading", name="Needs attention").is_visible()
+    assert page.get_by_text("Nothing needs attention").is_visible()
     shoot(page, "index")
+    page.get_by_placeholder("Name, e-mail, login id or SIS id").fill("S-2")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("link", name="Alan Turing").wait_for()
+    assert page.get_by_role("link", name="Ada Lovelace").count() == 0
+    page.goto(f"{live_server.url}/admin/")
+    page.get_by_role("link", name="Issue codes or letters for a course").click()
+    page.get_by_label("Every student of a course").wait_for()
 
     page.goto(f"{live_server.url}/admin/linking/observationlink/")
     page.get_by_text("Pat Lovelace").first.wait_for()

@@ -101,8 +101,35 @@ def test_add_form_refuses_a_self_link(admin_a, root_account, enrolled_student):
         ADD, {"observer": student.pk, "student": student.pk, "root_account": root_account.pk}
     )
     assert response.status_code == 200
-    assert "Cannot observe yourself" in str(response.context["adminform"].form.non_field_errors())
+    errors = list(response.context["adminform"].form.non_field_errors())
+    # One message, in the staff's words; no constraint name leaks through.
+    assert errors == [
+        "The observer and the student are the same person: a person cannot observe themselves."
+    ]
+    assert "Constraint" not in response.content.decode()
     assert not ObservationLink.objects.exists()
+
+
+def test_add_form_restores_a_removed_link_instead_of_refusing_it(admin_a, root_account, make_user):
+    from linking.services import links
+    from linking.services.context import Actor
+
+    parent, student = make_user("Pat", root_account), make_user("Sam", root_account)
+    link, _ = links.link_observer(
+        observer=parent, student=student, root_account=root_account, actor=Actor.system()
+    )
+    links.unlink_observer(link=link, actor=Actor.system())
+
+    response = admin_a.post(
+        ADD, {"observer": parent.pk, "student": student.pk, "root_account": root_account.pk}
+    )
+
+    assert response.status_code == 302
+    assert "already exists" not in response.content.decode()
+    link.refresh_from_db()
+    assert link.workflow_state == "active"
+    assert ObservationLink.objects.count() == 1
+    assert AuditEvent.objects.filter(link=link, action=AuditAction.LINK_RESTORED).count() == 1
 
 
 def test_add_form_refuses_a_person_of_another_school(

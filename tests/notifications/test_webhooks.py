@@ -64,7 +64,13 @@ def test_link_event_is_posted_as_signed_json(
         "root_account": {"id": root_account.pk, "name": "Default School"},
         "observer": {"id": observer.pk, "name": "Olive Observer"},
         "student": {"id": student.pk, "name": "Sam Student"},
-        "link": {"id": made.pk, "workflow_state": "active", "source": "admin"},
+        "link": {
+            "id": made.pk,
+            "workflow_state": "active",
+            "source": "admin",
+            "kind": "",
+            "ends_at": None,
+        },
         "pairing_code": None,
     }
     delivery.refresh_from_db()

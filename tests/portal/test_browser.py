@@ -117,3 +117,44 @@ def test_parent_adds_a_second_student_and_removes_one(browser_page, live_server,
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     _shot(page, "observing-phone")
+
+
+def test_adult_student_approves_one_request_and_ends_a_link(browser_page, live_server, school):
+    """Who may observe (issue 16): the student's voice on the Pairing page, in Chromium."""
+    import datetime as dt
+
+    from linking.services import rules
+
+    page, base = browser_page, live_server.url
+    course = factories.CourseFactory(account=school, name="Biology 101")
+    student = _person(school, "Sam Rivera", "sam@riverside.test", course)
+    student.birth_date = dt.date.today().replace(year=dt.date.today().year - 19)
+    student.save()
+    guardian = _person(school, "Gail Rivera", "gail@riverside.test")
+    coach = _person(school, "Chris Coach", "coach@riverside.test")
+    kept, _ = links.link_observer(
+        observer=guardian,
+        student=student,
+        root_account=school,
+        actor=Actor.system(),
+        kind="guardian",
+    )
+    assert kept.workflow_state == "pending"
+    links.activate_pending_link(link=kept, actor=Actor.system())
+    asked, _ = links.link_observer(
+        observer=coach, student=student, root_account=school, actor=Actor.system(), kind="advisor"
+    )
+
+    _sign_in(page, base, "sam@riverside.test")
+    page.wait_for_url(f"{base}/pairing/")
+    assert page.get_by_role("heading", name="Waiting for your approval").is_visible()
+    _shot(page, "who-observes-me")
+    page.get_by_role("button", name="Approve Chris Coach").click()
+    page.wait_for_url(f"{base}/pairing/")
+    assert ObservationLink.objects.get(pk=asked.pk).workflow_state == "active"
+    page.get_by_role("link", name="End Gail Rivera's link").click()
+    page.get_by_role("button", name="End the link").click()
+    page.wait_for_url(f"{base}/pairing/")
+    ended = ObservationLink.objects.get(pk=kept.pk)
+    assert (ended.workflow_state, ended.end_reason) == ("deleted", "student")
+    assert rules.is_adult(student, school)

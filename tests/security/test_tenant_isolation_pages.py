@@ -22,10 +22,13 @@ from linking.models import (
     Course,
     Enrollment,
     GuardianInvitation,
+    IdentityProvider,
     Login,
     NotificationSettings,
     ObservationLink,
+    ObservationRestriction,
     PairingCode,
+    ProtectedStudent,
     Role,
     SisBatch,
     UnrecognisedLinkReport,
@@ -66,6 +69,9 @@ def snapshot(world):
         NotificationSettings: Q(root_account=school),
         UnrecognisedLinkReport: Q(root_account=school),
         GuardianInvitation: Q(root_account=school),
+        ObservationRestriction: Q(root_account=school),
+        ProtectedStudent: Q(root_account=school),
+        IdentityProvider: Q(root_account=school),
     }
     return {
         model.__name__: list(model.objects.filter(q).order_by("pk").values())
@@ -79,7 +85,7 @@ def world(schools, tmp_path, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     b = schools["b"]
     school = b["school"]
-    from linking.services import notifications, webhooks
+    from linking.services import notifications, sso, webhooks
 
     WebhookEndpoint.objects.create(
         root_account=school,
@@ -118,6 +124,26 @@ def world(schools, tmp_path, settings):
         root_account=school, link=link, observer=b["parent"], student=b["student"]
     )
     NotificationSettings.objects.get_or_create(root_account=school)
+    # Who may observe (issue 16): a restriction and a protected student of B's.
+    from linking.services import safeguarding
+
+    safeguarding.record_restriction(
+        root_account=school,
+        student=b["student"],
+        observer_email="someone@b.test",
+        reason="Secret B reason",
+        actor=Actor.system(),
+    )
+    protected = factories.UserFactory(name="Student B protected")
+    factories.LoginFactory(user=protected, root_account=school)
+    safeguarding.protect_student(student=protected, root_account=school, actor=Actor.system())
+    sso.save_identity_provider(
+        root_account=school,
+        name="Secret B provider",
+        issuer="https://127.0.0.1:9/school-b",  # nothing listens: no traffic leaves
+        client_id="school-b-client",
+        client_secret="Secret B client secret",
+    )
     notifications.plan_all_pending()  # the queued e-mails and deliveries, as the sender makes them
     b["link"] = link
     return schools
@@ -278,9 +304,14 @@ def _portal_url(name, world):
 
     b = world["b"]
     login = Login.objects.get(user=b["parent"], root_account=b["school"])
+    link = {"link_id": b["link"].pk}
     kwargs = {
-        "remove_student": {"link_id": b["link"].pk},
+        "remove_student": link,
         "revoke_code": {"code_id": b["code"].pk},
+        # The student's voice (issue 16): B's link, ended, approved or declined from A.
+        "end_observer": link,
+        "approve_observer": link,
+        "decline_observer": link,
         # B's parent's real reset link: it must not open on A's host.
         "password_reset_confirm": {
             "uidb64": urlsafe_base64_encode(str(login.pk).encode()),
@@ -318,12 +349,15 @@ def test_school_a_people_cannot_reach_school_b_through_any_page(world, name, who
         assert response.status_code in {200, *REFUSED}, (method, url, response.status_code)
         body = response.content.decode(errors="replace")
         assert not any(marker in body for marker in MARKERS), (method, url)
-    # Through B's host, A's session is not trusted: nothing of B opens.
+    # Through B's host, A's session is not trusted: nothing of B opens. B's
+    # single sign-on pages try B's provider, which is not reachable from
+    # here: they answer 502 "did not complete".
     other_host = _client(a[who], HOST_B)
+    allowed = {200, *REFUSED} | ({502} if name.startswith("sso_") else set())
     for method in ("get", "post"):
         response = getattr(other_host, method)(url, {"code": "ZZZZ-ZZZZ"})
         body = response.content.decode(errors="replace")
-        assert response.status_code in {200, *REFUSED}, (method, url, response.status_code)
+        assert response.status_code in allowed, (method, url, response.status_code)
         assert "Student B" not in body and "Parent B" not in body, (method, url)
     assert snapshot(world) == before
     assert ObservationLink.objects.get(pk=b["link"].pk).workflow_state == "active"
@@ -344,6 +378,9 @@ def test_every_page_with_an_object_id_is_covered():
         "verify_email",
         "invitation",
         "invitation_signup",
+        "end_observer",
+        "approve_observer",
+        "decline_observer",
     }
 
 

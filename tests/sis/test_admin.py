@@ -1,6 +1,7 @@
 """The SIS admin pages: upload -> dry-run preview -> confirm -> batch report, and the export."""
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -235,3 +236,47 @@ def test_oneroster_bundle_preview_lists_changes_with_a_csv_then_imports(
     assert ObservationLink.objects.active().filter(sis_batch=batch).count() == 4
     # The upload and its preview are gone once imported.
     assert client.get(response.context["changes_url"], HTTP_HOST=HOST).status_code == 404
+
+
+def test_batch_report_after_an_allowed_mass_delete_does_not_warn_again(
+    client, superuser, root_account, make_user
+):
+    client.force_login(superuser)
+    for n in range(3):
+        factories.ObservationLinkFactory(
+            observer=make_user(f"O{n}", root_account, sis_user_id=f"O{n}"),
+            student=make_user(f"S{n}", root_account, sis_user_id=f"S{n}"),
+            root_account=root_account,
+        )
+    file = io.BytesIO(b"observer_id,student_id,status\nO0,S0,deleted\n")
+    file.name = "del.csv"
+    allowed = preview(client, root_account, file, allow_mass_delete="on")
+    token = allowed.context["confirm_form"].initial["token"]
+
+    confirmed = client.post(
+        reverse("admin:linking_sisbatch_confirm"), {"token": token}, HTTP_HOST=HOST
+    )
+    report = client.get(confirmed["Location"], HTTP_HOST=HOST)
+
+    body = report.content.decode()
+    assert ObservationLink.objects.active().count() == 2
+    assert "it runs only with" not in body
+    assert "This import deleted 1 of 3 active links" in body
+    batch = SisBatch.objects.get()
+    assert batch.workflow_state == SisBatch.State.IMPORTED
+
+
+def test_batch_pages_show_states_in_words(client, staff_a, root_account):
+    client.force_login(staff_a)
+    batch = SisBatch.objects.create(
+        root_account=root_account, workflow_state=SisBatch.State.IMPORTED_WITH_ERRORS
+    )
+    listing = client.get(reverse("admin:linking_sisbatch_changelist"), HTTP_HOST=HOST)
+    page = client.get(reverse("admin:linking_sisbatch_change", args=[batch.pk]), HTTP_HOST=HOST)
+    for response in (listing, page):
+        # What a person reads: the text, not the addresses of filter links.
+        text = re.sub(r"<[^>]+>", " ", response.content.decode())
+        assert response.status_code == 200
+        assert "imported with errors" in text
+        assert "imported_with_messages" not in text
+    assert str(batch) == f"SIS batch #{batch.pk} (imported with errors)"

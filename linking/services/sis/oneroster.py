@@ -50,6 +50,7 @@ from ...models import (
     Term,
 )
 from ...models.lookups import any_of
+from .. import safeguarding
 from . import guard, user_observers
 from .apply import (
     Record,
@@ -197,6 +198,11 @@ COLUMNS["users/1.2"] = (
     "primaryOrgSourcedId",
     "pronouns",
 )
+# Our extension columns, read when present (OneRoster's ``metadata.*`` convention),
+# never written by the exporter: users.csv may say a student is protected
+# (services.safeguarding; "true", "false", or empty to leave it as it is).
+PROTECTED_COLUMN = "metadata.observers.protected"
+EXTENSION_COLUMNS = {"users": (PROTECTED_COLUMN,)}
 # Values every row must have (besides sourcedId); a missing header for one is a file error.
 REQUIRED = {
     "orgs": ("name", "type"),
@@ -543,7 +549,8 @@ class _Run:
 
     def rows(self, kind: str, file: FileReport) -> Iterator[SisRow]:
         spec = f"{kind}/{self.manifest.version}" if kind == "users" else kind
-        for row in _csv_rows(self.bundle.members[f"{kind}.csv"], COLUMNS[spec], REQUIRED[spec]):
+        columns = (*COLUMNS[spec], *EXTENSION_COLUMNS.get(kind, ()))
+        for row in _csv_rows(self.bundle.members[f"{kind}.csv"], columns, REQUIRED[spec]):
             if row.warning:
                 self.report.add_warning(file, None, row.warning)
                 continue
@@ -826,6 +833,7 @@ class _Run:
         self.touched_users = step.seen
         for records in self.records("users", file, self._user):
             apply_chunk(step, apply_users, records)
+            self._protection(file, records)
         if self.roles:
             self._roles_of_users_not_in_file(step)
         if self.mode("users") == "bulk":
@@ -876,7 +884,32 @@ class _Run:
         }
         if role is not None:
             record["sis_role"] = role
+        protected = _boolean(values.get(PROTECTED_COLUMN, ""), PROTECTED_COLUMN)
+        if protected is not None:
+            record["protected"] = protected
         return record
+
+    def _protection(self, file: FileReport, records: list) -> None:
+        """The extension column's protected flags of a chunk, through services.safeguarding."""
+        flags = {
+            r.values["user_id"]: r.values["protected"]
+            for r in records
+            if r.values.get("protected") is not None and r.values["state"] != Login.State.DELETED
+        }
+        if not flags:
+            return
+        owners = dict(
+            Login.objects.filter(any_of("sis_user_id", flags), root_account=self.root)
+            .exclude(workflow_state=Login.State.DELETED)
+            .values_list("sis_user_id", "user_id")
+        )
+        protected, unprotected = safeguarding.set_protection_from_sis(
+            root_account=self.root,
+            flags={owners[sis]: flag for sis, flag in flags.items() if sis in owners},
+            actor=self.ctx.actor,
+        )
+        file.counts["protected"] += protected
+        file.counts["no longer protected"] += unprotected
 
     def _roles_of_users_not_in_file(self, step: Step) -> None:
         """roles.csv rows for people users.csv did not send: known people get the role."""

@@ -28,7 +28,7 @@ from ...models import (
     User,
 )
 from ...models.lookups import any_of, json_array
-from .. import notifications
+from .. import notifications, rules
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from .bulkdb import insert_returning_ids, json_rows_select, new_row, note_inserted
@@ -37,7 +37,9 @@ from .report import FileReport, ImportReport
 from .rows import ImportContext
 
 ACTIVE = ObservationLink.State.ACTIVE
+PENDING = ObservationLink.State.PENDING
 DELETED = ObservationLink.State.DELETED
+LIVE = (ACTIVE, PENDING)
 
 
 def sis_user_ids(
@@ -181,12 +183,43 @@ def apply_links(
     batch = ctx.batch
     creator = ctx.actor.user if ctx.actor.user is not None and ctx.actor.user.pk else None
     new, changed, touched = {}, {}, set()
-    was_active = {pair for pair, link in links.items() if link.workflow_state == ACTIVE}
-    events: list[tuple[str, tuple[int, int]]] = []
+    was_active = {pair for pair, link in links.items() if link.workflow_state in LIVE}
+    events: list[tuple] = []
     logged: list[tuple[str, tuple[int, int], str, str]] = []
+    # The rules of who may observe, judged for the whole chunk at once.
+    verdicts = rules.judge(
+        root_account=ctx.root_account,
+        pairs=[(r[3], r[4]) for r in resolved if r[5] == ACTIVE],
+        by_staff=True,
+        now=now,
+    )
     for line, observer_sis, student_sis, observer_id, student_id, status, kind in resolved:
         pair = (observer_id, student_id)
         link = new.get(pair) or links.get(pair)
+        verdict = verdicts.get(pair, rules.ALLOWED)
+        if status == ACTIVE and verdict.refused:
+            errors.append((line, refused_row_message(verdict, observer_sis, student_sis)))
+            _record_refusal(ctx, verdict, pair)
+            continue
+        pending = verdict.outcome == rules.PENDING
+        if (
+            status == ACTIVE
+            and verdict.rule == rules.ENDED_BY_STUDENT
+            and link is not None
+            and link.workflow_state == DELETED
+        ):
+            # The student ended or declined it: a nightly file sending the row
+            # again must not ask them every night. It stays ended until they
+            # approve (their own pairing code) or staff link it by hand.
+            file.counts["ended by the student"] += 1
+            report.add_warning(
+                file,
+                line,
+                f"{observer_sis} -> {student_sis}: the student ended this link; "
+                "it comes back only with the student's approval",
+                observer_sis,
+            )
+            continue
         if status == ACTIVE:
             if link is None:
                 new[pair] = new_row(
@@ -195,22 +228,34 @@ def apply_links(
                     student_id=student_id,
                     root_account_id=ctx.root_account.pk,
                     source=LinkSource.SIS,
+                    workflow_state=PENDING if pending else ACTIVE,
                     kind=kind or "",
                     created_by_id=creator.pk if creator else None,
                     sis_batch_id=batch.pk,
                 )
-                events.append((AuditAction.LINK_CREATED, pair))
-                file.counts["created"] += 1
-                logged.append(("created", pair, observer_sis, student_sis))
+                action = "pending" if pending else "created"
+                events.append(
+                    (AuditAction.LINK_PENDING, pair, verdict.rule)
+                    if pending
+                    else (AuditAction.LINK_CREATED, pair)
+                )
+                file.counts[action] += 1
+                logged.append((action, pair, observer_sis, student_sis))
             elif link.workflow_state == DELETED:
-                link.workflow_state, link.deleted_at = ACTIVE, None
+                link.workflow_state, link.deleted_at = (PENDING if pending else ACTIVE), None
                 link.source, link.sis_batch, link.updated_at = LinkSource.SIS, batch, now
+                link.end_reason = ""
                 if kind is not None:
                     link.kind = kind
                 changed[pair] = link
-                events.append((AuditAction.LINK_RESTORED, pair))
-                file.counts["restored"] += 1
-                logged.append(("restored", pair, observer_sis, student_sis))
+                action = "pending" if pending else "restored"
+                events.append(
+                    (AuditAction.LINK_PENDING, pair, verdict.rule)
+                    if pending
+                    else (AuditAction.LINK_RESTORED, pair)
+                )
+                file.counts[action] += 1
+                logged.append((action, pair, observer_sis, student_sis))
             elif kind is not None and link.kind != kind:
                 link.kind, link.sis_batch, link.updated_at = kind, batch, now
                 if link.pk:
@@ -222,7 +267,7 @@ def apply_links(
                 if pair in links:
                     touched.add(pair)
                 file.counts["unchanged"] += 1
-        elif link is None or link.workflow_state != ACTIVE:
+        elif link is None or link.workflow_state not in LIVE:
             errors.append(
                 (
                     line,
@@ -244,7 +289,7 @@ def apply_links(
     update_in_bulk(
         ObservationLink,
         list(changed.values()),
-        ["workflow_state", "deleted_at", "source", "kind", "sis_batch", "updated_at"],
+        ["workflow_state", "deleted_at", "end_reason", "source", "kind", "sis_batch", "updated_at"],
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
     if touched_ids:
@@ -260,6 +305,27 @@ def apply_links(
     _report_errors(errors, file, report)
 
 
+def refused_row_message(verdict, observer_sis: str, student_sis: str) -> str:
+    """A refused row names the rule, never a restriction's reason (staff read the report)."""
+    rule = {
+        rules.RESTRICTION: "a restriction on record forbids it",
+        rules.PROTECTED_STUDENT: "the student is protected",
+    }.get(verdict.rule, verdict.rule)
+    return f"Observer {observer_sis} may not observe {student_sis}: {rule}"
+
+
+def _record_refusal(ctx: ImportContext, verdict, pair: tuple[int, int]) -> None:
+    people = User.objects.in_bulk(list(pair))
+    rules.record_refusal(
+        verdict=verdict,
+        actor=ctx.actor,
+        root_account=ctx.root_account,
+        observer=people[pair[0]],
+        student=people[pair[1]],
+        source=LinkSource.SIS,
+    )
+
+
 def remove_links(
     ctx: ImportContext, link_ids: list[int], file: FileReport, report: ImportReport
 ) -> int:
@@ -267,7 +333,7 @@ def remove_links(
     links = list(
         ObservationLink.objects.select_for_update()
         .filter(any_of("id", link_ids), root_account=ctx.root_account)
-        .filter(workflow_state=ACTIVE)
+        .filter(workflow_state__in=LIVE)
         .order_by("id")
     )
     if not links:
@@ -345,6 +411,7 @@ _AUDIT_COLUMNS = (
     "root_account_id",
     "ip_address",
     "user_agent",
+    "request_id",
     "created_at",
     "notifications_pending",
     "emails_suppressed",
@@ -529,14 +596,20 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
     actor = ctx.actor
     actor_user = actor.user if actor.user is not None and actor.user.pk else None
     field = AuditEvent._meta.get_field
+
+    def detail(action: str, awaiting: str) -> dict:
+        if action == AuditAction.LINK_DELETED:
+            return {"sis_batch": ctx.batch.pk}
+        found = {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk}
+        if awaiting:
+            found["awaiting"] = awaiting
+        return found
+
+    # (action, pair) or (action, pair, the rule a pending link awaits).
+    events = [(event[0], event[1], event[2] if len(event) > 2 else "") for event in events]
     details = {
-        action: field("detail").get_db_prep_save(
-            {"sis_batch": ctx.batch.pk}
-            if action == AuditAction.LINK_DELETED
-            else {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk},
-            connection,
-        )
-        for action in {action for action, _ in events}
+        (action, awaiting): field("detail").get_db_prep_save(detail(action, awaiting), connection)
+        for action, _pair, awaiting in events
     }
     constant = (
         actor.source,
@@ -544,6 +617,7 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         ctx.root_account.pk,
         field("ip_address").get_db_prep_save(actor.ip_address, connection),
         (actor.user_agent or "")[:512],
+        (actor.request_id or "")[:64],
         _db_datetime(timezone.now()),
         # Every change here is a link event of this root account: the
         # notification planner picks them up like record_event's.
@@ -554,8 +628,15 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
         AuditEvent,
         _AUDIT_COLUMNS,
         [
-            (str(action), pair[0], pair[1], links_by_pair[pair].pk, details[action], *constant)
-            for action, pair in events
+            (
+                str(action),
+                pair[0],
+                pair[1],
+                links_by_pair[pair].pk,
+                details[(action, awaiting)],
+                *constant,
+            )
+            for action, pair, awaiting in events
         ],
     )
 
