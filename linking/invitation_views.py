@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from .models import AuditSource, GuardianInvitation
+from .models import AuditSource, GuardianInvitation, ObservationLink
 from .request_context import actor_from_request
 from .services import invitations, passwords, registration
 from .services.errors import LinkingError, LoginTaken
@@ -100,7 +100,9 @@ def invitation(request, token: str):
             )
             messages.info(request, _("You declined the invitation. Nothing was linked."))
             return redirect("linking:home")
-        invitations.accept_invitation(invitation=found, user=request.user, actor=_actor(request))
+        link = invitations.accept_invitation(
+            invitation=found, user=request.user, actor=_actor(request)
+        )
     except LinkingError as error:
         return render(
             request,
@@ -108,8 +110,18 @@ def invitation(request, token: str):
             {"invitation": found, "error": error.message},
             status=409,
         )
-    messages.success(request, _("You are now observing %(name)s.") % {"name": found.student.name})
+    _linked_message(request, link, found.student)
     return redirect("linking:observing")
+
+
+def _linked_message(request, link, student) -> None:
+    """Linked now, or (an adult student, services.rules) once the student approves."""
+    if link.workflow_state == ObservationLink.State.PENDING:
+        messages.info(
+            request, _("%(names)s must approve the link first.") % {"names": student.name}
+        )
+    else:
+        messages.success(request, _("You are now observing %(name)s.") % {"name": student.name})
 
 
 @require_http_methods(["GET", "POST"])
@@ -122,7 +134,7 @@ def invitation_signup(request, token: str):
     form = InvitedSignupForm(request.POST or None, email=found.email)
     if request.method == "POST" and form.is_valid():
         try:
-            user, _link = registration.register_invited_guardian(
+            user, link = registration.register_invited_guardian(
                 name=form.cleaned_data["name"],
                 password=form.cleaned_data["password1"],
                 invitation=found,
@@ -137,9 +149,6 @@ def invitation_signup(request, token: str):
             form.add_error(None, error.message)
         else:
             auth_login(request, user, backend=LOGIN_BACKEND)
-            messages.success(
-                request,
-                _("Welcome! You are now observing %(names)s.") % {"names": found.student.name},
-            )
+            _linked_message(request, link, found.student)
             return redirect("linking:observing")
     return render(request, "linking/invitation_signup.html", {"form": form, "invitation": found})

@@ -235,3 +235,21 @@ def test_signing_up_with_an_address_that_has_an_account_says_sign_in(
     assert "There is already an account with this address here." in response.content.decode()
     assert not User.objects.filter(name="Someone Else").exists()
     assert GuardianInvitation.objects.get().state == State.PENDING
+
+
+def test_an_adult_student_approves_an_accepted_invitation_first(
+    invite, student, root_account, make_user
+):
+    # services.rules: a student of age approves their own new observers.
+    student.birth_date = dt.date.today().replace(year=dt.date.today().year - 20)
+    student.save()
+    gina = make_user("Gina", email="gina@family.test")
+    factories.LoginFactory(user=gina, root_account=root_account, unique_id="gina@family.test")
+    sent = invite(student)
+    web = Client(HTTP_HOST=HOST)
+    web.force_login(gina, backend=BACKEND)
+    response = web.post(_path(sent), {"accept": "1"}, follow=True)
+    assert "Sam Student must approve the link first." in response.content.decode()
+    link = ObservationLink.objects.get(observer=gina, student=student)
+    assert link.workflow_state == ObservationLink.State.PENDING
+    assert GuardianInvitation.objects.get().state == State.ACCEPTED
