@@ -70,6 +70,9 @@ class GuardianInvitation(models.Model):
                 Lower("email"),
                 condition=Q(state="pending"),
                 name="invitation_one_pending_per_address",
+                violation_error_message=_(
+                    "This address already has a pending invitation for this student."
+                ),
             ),
         ]
         indexes = [models.Index(fields=["root_account", "state"], name="invitation_root_state")]
