@@ -107,11 +107,18 @@ def invitation(request, token: str):
         return render(
             request,
             "linking/invitation_confirm.html",
-            {"invitation": found, "error": error.message},
+            {"invitation": found, "error": _refused_message(error)},
             status=409,
         )
     _linked_message(request, link, found.student)
     return redirect("linking:observing")
+
+
+def _refused_message(error: LinkingError) -> str:
+    """One message in the reader's language for every refusal (it reveals no rule)."""
+    if isinstance(error, invitations.InvitationForAnotherAddress):
+        return _("This invitation was sent to another e-mail address.")
+    return _("This invitation cannot be used. Ask the school if you think this is wrong.")
 
 
 def _linked_message(request, link, student) -> None:
@@ -146,7 +153,7 @@ def invitation_signup(request, token: str):
                 _("There is already an account with this address here. Sign in instead."),
             )
         except LinkingError as error:
-            form.add_error(None, error.message)
+            form.add_error(None, _refused_message(error))
         else:
             auth_login(request, user, backend=LOGIN_BACKEND)
             _linked_message(request, link, found.student)

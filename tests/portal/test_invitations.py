@@ -253,3 +253,28 @@ def test_an_adult_student_approves_an_accepted_invitation_first(
     link = ObservationLink.objects.get(observer=gina, student=student)
     assert link.workflow_state == ObservationLink.State.PENDING
     assert GuardianInvitation.objects.get().state == State.ACCEPTED
+
+
+def test_a_restriction_on_the_address_refuses_the_acceptance(
+    invite, student, root_account, make_user, staff_a
+):
+    from linking.services import safeguarding
+
+    gina = make_user("Gina", email="gina@family.test")
+    factories.LoginFactory(user=gina, root_account=root_account, unique_id="gina@family.test")
+    sent = invite(student)
+    safeguarding.record_restriction(
+        root_account=root_account,
+        student=student,
+        actor=Actor(user=staff_a),
+        reason="Court order",
+        observer_email="gina@family.test",
+    )
+    web = Client(HTTP_HOST=HOST)
+    web.force_login(gina, backend=BACKEND)
+    refused = web.post(_path(sent), {"accept": "1"})
+    assert refused.status_code == 409
+    page = refused.content.decode()
+    assert "This invitation cannot be used. Ask the school" in page and "Court order" not in page
+    assert not ObservationLink.objects.filter(observer=gina).exists()
+    assert GuardianInvitation.objects.get().state == State.PENDING
