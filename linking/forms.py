@@ -96,6 +96,14 @@ class PairingCodeField(forms.CharField):
         super().__init__(**kwargs)
 
 
+class InviteGuardianForm(forms.Form):
+    email = forms.EmailField(
+        label=_("Their e-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+
+
 class AddStudentForm(forms.Form):
     code = PairingCodeField()
 

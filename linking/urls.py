@@ -46,6 +46,7 @@ urlpatterns = [
     path("observing/<int:link_id>/remove/", views.remove_student, name="remove_student"),
     path("pairing/", views.pairing, name="pairing"),
     path("pairing/codes/", views.create_code, name="create_code"),
+    path("pairing/invite/", views.invite_guardian, name="invite_guardian"),
     path("pairing/codes/new/", views.new_code, name="new_code"),
     path("pairing/codes/<int:code_id>/revoke/", views.revoke_code, name="revoke_code"),
     path("pairing/observers/<int:link_id>/end/", views.end_observer, name="end_observer"),

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from .forms import (
     INVALID_CODE_MESSAGE,
     AddStudentForm,
+    InviteGuardianForm,
     LoginForm,
     SignupForm,
     tries_left_message,
@@ -44,6 +45,7 @@ from .models import (
     User,
 )
 from .request_context import actor_from_request
+from .services import invitations as invitation_service
 from .services import links as link_service
 from .services import notifications, registration, rules, safeguarding, sso, verification
 from .services import pairing as pairing_service
@@ -521,6 +523,9 @@ def pairing(request):
             "may_end": rules.student_may_end_links(request.user, request.root_account),
             "protected": rules.is_protected(request.user, request.root_account),
             "codes_enabled": request.root_account.pairing_codes_enabled,
+            "invite_form": (
+                InviteGuardianForm() if request.root_account.students_may_invite else None
+            ),
             "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
     )
@@ -649,3 +654,34 @@ def decline_observer(request, link_id: int):
     return _answer_pending(
         request, link_id, safeguarding.decline_link, _("You declined %(name)s's request.")
     )
+
+
+@student_page
+@require_POST
+def invite_guardian(request):
+    """A student invites a parent or guardian by e-mail, where the school allows it."""
+    form = InviteGuardianForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Enter a valid e-mail address."))
+        return redirect("linking:pairing")
+    try:
+        sent = invitation_service.invite_guardian(
+            student=request.user,
+            email=form.cleaned_data["email"],
+            root_account=request.root_account,
+            actor=_actor(request),
+            base_url=request.build_absolute_uri("/"),
+        )
+    except RateLimited as error:
+        return rate_limited(request, error)
+    except NotAuthorized:
+        return _forbidden(request, _("Students cannot send invitations at this school."))
+    except LinkingError:
+        messages.error(request, _("Enter a valid e-mail address."))
+        return redirect("linking:pairing")
+    messages.success(
+        request,
+        _("An invitation was sent to %(email)s. It works for that address only.")
+        % {"email": sent.invitation.email},
+    )
+    return redirect("linking:pairing")

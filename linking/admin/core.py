@@ -231,6 +231,7 @@ class AccountModelAdmin(TenantScopedAdmin):
                     "age_of_majority",
                     "coming_of_age_policy",
                     "students_may_end_links",
+                    "students_may_invite",
                 ],
                 "description": _(
                     "Only used on root accounts. See docs/who-may-observe.md for each rule."

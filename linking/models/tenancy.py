@@ -77,6 +77,11 @@ class Account(models.Model):
         help_text=_("Allow observers to link by typing the student's login and password."),
     )
     avatars_enabled = models.BooleanField(default=False)
+    students_may_invite = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=_("Let students invite a parent or guardian by e-mail from their Pairing page."),
+    )
     time_zone = models.CharField(
         max_length=64,
         default="UTC",

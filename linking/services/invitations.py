@@ -30,7 +30,7 @@ from ..models import (
     Permission,
     User,
 )
-from . import mail
+from . import mail, ratelimit
 from .accounts import find_login
 from .audit import record_event
 from .context import Actor
@@ -77,6 +77,22 @@ def _require_staff(actor: Actor, root_account: Account) -> None:
         raise NotAuthorized()
 
 
+def _require_inviter(actor: Actor, student: User, root_account: Account) -> None:
+    """Staff with manage_user_observers, or the student themself where the school allows it.
+
+    A student's invitations count against their own budget (RESET_REQUESTS_PER_WINDOW
+    per window): the page cannot be used to flood inboxes.
+    """
+    if actor.user is not None and actor.user.pk == student.pk:
+        if not root_account.students_may_invite:
+            raise NotAuthorized()
+        ratelimit.reserve(
+            [ratelimit.Budget(f"rl:invite:{student.pk}", settings.OBSERVERS_RESET_REQUESTS)]
+        )
+        return
+    _require_staff(actor, root_account)
+
+
 def _send(invitation: GuardianInvitation, base_url: str) -> str:
     """A new token for ``invitation`` (the old link stops working), e-mailed to its address."""
     token = secrets.token_urlsafe(32)
@@ -103,14 +119,16 @@ def _send(invitation: GuardianInvitation, base_url: str) -> str:
 def invite_guardian(
     *, student: User, email: str, root_account: Account, actor: Actor, base_url: str
 ) -> SentInvitation:
-    """Invite ``email`` to observe ``student``; staff with manage_user_observers only.
+    """Invite ``email`` to observe ``student``.
 
-    Raises NotAuthorized (not staff of this school), InvitationError (code
+    Staff with manage_user_observers may, and the student themself where
+    the school allows it (``students_may_invite``; RateLimited past their
+    budget). Raises NotAuthorized (neither), InvitationError (code
     ``invalid_email`` or ``not_a_student``: the student holds no live student
     enrollment here) and, when a pending invitation for the same student and
     address exists, resends that one instead of making a second.
     """
-    _require_staff(actor, root_account)
+    _require_inviter(actor, student, root_account)
     email = (email or "").strip()
     try:
         validate_email(email)
@@ -125,7 +143,9 @@ def invite_guardian(
         .first()
     )
     if existing is not None:
-        return resend_invitation(invitation=existing, actor=actor, base_url=base_url)
+        link = _send(existing, base_url)
+        _audit(AuditAction.INVITATION_SENT, existing, actor, resent=True)
+        return SentInvitation(invitation=existing, link=link)
     try:
         with transaction.atomic():
             invitation = GuardianInvitation.objects.create(

@@ -225,3 +225,30 @@ def test_guardian_accepts_an_invitation_on_a_phone(browser_page, live_server, sc
     assert page.get_by_role("heading", name="Sam Rivera").is_visible()
     assert GuardianInvitation.objects.get().state == "accepted"
     assert ObservationLink.objects.active().filter(observer__name="Gina Rivera").count() == 1
+
+
+def test_student_invites_by_email_from_the_pairing_page(browser_page, live_server, school):
+    from linking.models import GuardianInvitation
+    from linking.services import enrollments
+
+    page, base = browser_page, live_server.url
+    school.students_may_invite = True
+    school.save()
+    course = factories.CourseFactory(account=school, name="Biology 101")
+    sam = _person(school, "Sam Rivera", "sam@riverside.test")
+    enrollments.enroll_user(user=sam, course=course, type="student")
+    page.goto(f"{base}/login/")
+    page.get_by_label("Login id").fill("sam@riverside.test")
+    page.get_by_label("Password").fill(factories.TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/pairing/")
+    assert_accessible(page)
+    page.get_by_label("Their e-mail address").fill("mum@family.test")
+    page.get_by_role("button", name="Send the invitation").click()
+    assert page.get_by_text("An invitation was sent to mum@family.test.").is_visible()
+    assert_accessible(page)
+    save_screenshot(page, "portal-student-invites")
+    page.get_by_role("button", name="Español").click()
+    page.wait_for_selector("html[lang=es]")
+    assert_accessible(page)
+    assert GuardianInvitation.objects.get().invited_by == sam

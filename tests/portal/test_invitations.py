@@ -278,3 +278,50 @@ def test_a_restriction_on_the_address_refuses_the_acceptance(
     assert "This invitation cannot be used. Ask the school" in page and "Court order" not in page
     assert not ObservationLink.objects.filter(observer=gina).exists()
     assert GuardianInvitation.objects.get().state == State.PENDING
+
+
+def test_a_student_invites_by_email_where_the_school_allows_it(
+    signed_in, student, root_account, settings, django_capture_on_commit_callbacks
+):
+    web = signed_in(student)
+    assert 'action="/pairing/invite/"' not in web.get("/pairing/").content.decode()
+    refused = web.post("/pairing/invite/", {"email": "mum@family.test"})
+    assert refused.status_code == 403 and not GuardianInvitation.objects.exists()
+
+    root_account.students_may_invite = True
+    root_account.save()
+    assert 'action="/pairing/invite/"' in web.get("/pairing/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = web.post("/pairing/invite/", {"email": "mum@family.test"}, follow=True)
+    assert "An invitation was sent to mum@family.test." in sent.content.decode()
+    invitation = GuardianInvitation.objects.get()
+    assert invitation.student == student and invitation.invited_by == student
+    assert [m.to for m in mail.outbox] == [["mum@family.test"]]
+    bad = web.post("/pairing/invite/", {"email": "not an address"}, follow=True)
+    assert "Enter a valid e-mail address." in bad.content.decode()
+
+    settings.OBSERVERS_RESET_REQUESTS = 2
+    web.post("/pairing/invite/", {"email": "dad@family.test"})
+    assert web.post("/pairing/invite/", {"email": "gran@family.test"}).status_code == 429
+    assert GuardianInvitation.objects.count() == 2
+
+
+def test_a_parent_cannot_use_the_students_invite(signed_in, parent, root_account):
+    root_account.students_may_invite = True
+    root_account.save()
+    response = signed_in(parent).post("/pairing/invite/", {"email": "x@family.test"})
+    assert response.status_code == 403 and not GuardianInvitation.objects.exists()
+
+
+def test_a_student_cannot_invite_for_another_student(student, make_student, root_account):
+    root_account.students_may_invite = True
+    root_account.save()
+    other = make_student("Olga Other")
+    with pytest.raises(NotAuthorized):
+        invitations.invite_guardian(
+            student=other,
+            email="x@family.test",
+            root_account=root_account,
+            actor=Actor(user=student),
+            base_url="http://x/",
+        )
