@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install migrate run test test-fast lint format bench clean chromium
+.PHONY: install migrate run worker test test-fast lint format bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,14 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
 
+# The web server and a task worker (e-mails, webhooks, scheduled work) in one command.
 run: migrate
 	$(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	BASE_URL=$${BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/python manage.py run_dev $(HOST):$(PORT)
+
+# A worker on its own (production runs one or more beside gunicorn).
+worker: migrate
+	$(BIN)/python manage.py run_worker
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

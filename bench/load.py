@@ -389,6 +389,21 @@ def endpoints(data: dict, env: dict, data_path: Path, rng: random.Random):
         True,
     )
     yield (
+        "observer enrollments, parent of 2",
+        [f"GET\t/api/v1/users/self/enrollments\t{t['parent2']}\t"],
+        True,
+    )
+    yield (
+        "observer enrollments + observed_users, parent of 2",
+        [f"GET\t/api/v1/users/self/enrollments?include%5B%5D=observed_users\t{t['parent2']}\t"],
+        True,
+    )
+    yield (
+        "courses, parent of 2",
+        [f"GET\t/api/v1/courses\t{t['parent2']}\t"],
+        True,
+    )
+    yield (
         "show observee",
         [f"GET\t/api/v1/users/self/observees/{u['children'][0]}\t{t['parent2']}\t"],
         True,

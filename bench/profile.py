@@ -1,7 +1,7 @@
 """Profile one endpoint in-process: where does a request spend its time?
 
     DATABASE_URL=... python -m bench.profile bench/results/load_data_sqlite_1000.json \
-        [observees|observees100|observers|show|health] [requests]
+        [observees|observees100|observers|show|enrollments|courses|health] [requests]
 
 Runs the request through Django's test client (the whole middleware and DRF
 stack, no HTTP server) under pyinstrument when installed, else cProfile, and
@@ -39,6 +39,8 @@ def main(argv: list[str]) -> None:
         ),
         "observers": ("/api/v1/users/self/observers", t["observed_student"]),
         "show": (f"/api/v1/users/self/observees/{u['children'][0]}", t["parent2"]),
+        "enrollments": ("/api/v1/users/self/enrollments", t["parent2"]),
+        "courses": ("/api/v1/courses", t["parent2"]),
     }
     path, token = paths[which]
     headers = {"HTTP_HOST": data["domain"]}

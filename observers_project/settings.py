@@ -93,6 +93,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "django_prometheus",
     "django_guid",
     "linking",
@@ -237,18 +239,65 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# Where django.core.mail.backends.filebased.EmailBackend writes each message.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent_emails"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "observers@localhost")
 
+# Absolute links in e-mails ("this wasn't me", unsubscribe, preferences) take
+# their scheme and port from BASE_URL and their host from the root account's
+# domain (BASE_URL's own host for a root account without one).
+OBSERVERS_BASE_URL = env_str(
+    "BASE_URL", "https://localhost" if PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
+
+# Background work (linking/tasks.py) runs on Django's task framework
+# (django-tasks, the backport of django.tasks). TASK_BACKEND=database keeps the
+# queue in this database (no extra service; `manage.py run_worker`);
+# TASK_BACKEND=rq puts it on Redis at TASK_REDIS_URL (RQ workers: `manage.py
+# run_worker` too); TASK_BACKEND=immediate runs each task inside enqueue.
+TASK_BACKEND = env_str("TASK_BACKEND", "database")
+TASK_REDIS_URL = env_str("TASK_REDIS_URL", "redis://127.0.0.1:6379/0")
+if TASK_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif TASK_BACKEND == "rq":
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("linking"), "django_rq")
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    RQ_QUEUES = {
+        "default": {
+            "URL": TASK_REDIS_URL,
+            "DEFAULT_TIMEOUT": 600,
+            "CONNECTION_KWARGS": {"socket_connect_timeout": 5},
+        }
+    }
+elif TASK_BACKEND == "immediate":
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+else:
+    raise ImproperlyConfigured("TASK_BACKEND must be 'database', 'rq' or 'immediate'")
+
 # Notifications (linking.services.notifications / webhooks): a failed e-mail or
-# webhook post is retried after base, 2x base, 4x base ... seconds (capped at
-# 6 hours) and given up after MAX_ATTEMPTS attempts. Webhook URLs whose host
+# webhook post is retried after about base, 2x base, 4x base ... seconds (each
+# delay capped at 6 hours, +-20 % jitter) until RETRY_HOURS have passed since
+# it was queued, then given up. Webhook URLs whose host
 # resolves to a loopback, private, link-local, multicast or reserved address
 # are refused, at registration and again right before each post, unless
 # WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on (the default in development, so local
 # receivers work with `make run`).
-OBSERVERS_NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6)
+OBSERVERS_NOTIFICATION_RETRY_HOURS = env_int("NOTIFICATION_RETRY_HOURS", 72)
 OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS = env_int("NOTIFICATION_RETRY_BASE_SECONDS", 60)
+OBSERVERS_NOTIFICATION_RETRY_JITTER = 0.2
+# The whole of one post (connect, send, every byte of the answer) must fit in this.
 OBSERVERS_WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+# Posts in flight at once in one delivery task (one keep-alive connection each).
+OBSERVERS_WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 32)
+# How long a delivery task owns the rows it claimed; no post starts later than
+# this minus the post timeout, so a claim never runs out under a post.
+OBSERVERS_WEBHOOK_CLAIM_SECONDS = env_int("WEBHOOK_CLAIM_SECONDS", 300)
+# Delivery tasks started per endpoint when its backlog is larger than one batch.
+OBSERVERS_WEBHOOK_PARALLEL_TASKS = env_int("WEBHOOK_PARALLEL_TASKS", 2)
+# A rotated webhook secret keeps signing (beside the new one) for this long.
+OBSERVERS_WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("WEBHOOK_ROTATION_OVERLAP_HOURS", 24)
 OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool(
     "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", not PRODUCTION
 )
@@ -292,7 +341,10 @@ REST_FRAMEWORK = {
         "linking.api.authentication.BearerTokenAuthentication",
         "linking.api.authentication.CanvasSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["linking.api.permissions.IsAuthenticatedCanvas"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "linking.api.permissions.IsAuthenticatedCanvas",
+        "linking.api.permissions.TokenScopes",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -309,13 +361,24 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "observers API",
-    "DESCRIPTION": "Canvas LMS compatible User Observees API.",
+    "DESCRIPTION": (
+        "Canvas LMS compatible User Observees, Enrollments and Courses APIs, with "
+        "developer keys, scopes and Canvas's OAuth2 flow."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 for its `webhooks` section: the webhook event catalogue with a JSON
+    # Schema per event (linking.services.webhook_events).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "linking.services.webhook_events.add_webhooks_to_schema",
+        "linking.api.oauth_schema.add_oauth_paths",
+    ],
 }
 
 # Every request gets an id (django-guid): the X-Request-ID header a proxy

@@ -1,3 +1,3 @@
 """Staff admin: one module per area, registered on import."""
 
-from . import core, notifications, rules, sis, sso  # noqa: F401
+from . import core, developer_keys, notifications, rules, sis, sso  # noqa: F401

@@ -35,6 +35,7 @@ from ..services import links as link_services
 from ..services import staff as staff_services
 from ..services import tokens as token_services
 from ..services.errors import LinkingError
+from ..services.scopes import SCOPE_DESCRIPTIONS
 from . import audit, invitations, pairing  # noqa: F401  (registers their admins)
 from .tenancy import (
     PersonSearchMixin,
@@ -266,6 +267,7 @@ class RoleAdmin(TenantScopedAdmin):
         "generate_observer_pairing_code",
         "read_sis",
         "view_user_logins",
+        "read_roster",
     ]
     search_fields = ["name"]
 
@@ -611,6 +613,13 @@ class IssueTokenForm(forms.Form):
         label=_("Expires at"),
         help_text=_("YYYY-MM-DD HH:MM (UTC); empty for no expiry."),
     )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope} — {text}") for scope, text in SCOPE_DESCRIPTIONS.items()],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Scopes"),
+        help_text=_("Leave all unticked for a token that may call every endpoint."),
+    )
 
 
 @admin.register(AccessToken)
@@ -637,6 +646,8 @@ class AccessTokenAdmin(TenantScopedAdmin):
         "expires_at",
         "last_used_at",
         "revoked_at",
+        "developer_key",
+        "scopes",
     ]
     readonly_fields = fields
     actions = ["revoke_tokens"]
@@ -672,6 +683,7 @@ class AccessTokenAdmin(TenantScopedAdmin):
                 actor=actor_from_request(request, AuditSource.ADMIN),
                 purpose=form.cleaned_data["purpose"],
                 expires_at=form.cleaned_data["expires_at"],
+                scopes=form.cleaned_data["scopes"],
             )
             context.update({"token": token, "plaintext": plaintext, "title": _("Token issued")})
             response = TemplateResponse(request, "admin/linking/accesstoken/issued.html", context)

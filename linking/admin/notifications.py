@@ -14,13 +14,14 @@ from ..models import (
     EmailNotification,
     NotificationSettings,
     UnrecognisedLinkReport,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
 from ..models.notifications import WEBHOOK_EVENTS
 from ..services import notifications as notification_services
 from ..services import webhooks as webhook_services
-from .tenancy import TenantScopedAdmin
+from .tenancy import ReadOnlyTabularInline, TenantScopedAdmin
 
 
 class ReadOnlyAdmin(TenantScopedAdmin):
@@ -92,6 +93,14 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["root_account", "url", "description", "events", "is_active", "secret"]
 
+    def clean_secret(self):
+        secret = self.cleaned_data["secret"].strip()
+        try:
+            webhook_services.check_secret(secret)
+        except webhook_services.InvalidWebhookSecret as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return secret
+
     def clean_url(self):
         url = self.cleaned_data["url"]
         try:
@@ -104,14 +113,56 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(TenantScopedAdmin):
     form = WebhookEndpointForm
-    list_display = ["url", "root_account", "is_active", "subscribed", "created_at"]
+    list_display = ["url", "root_account", "is_active", "subscribed", "disabled_reason"]
     list_filter = ["is_active"]
     search_fields = ["url", "description"]
+    readonly_fields = ["disabled_reason", "previous_secret_expires_at"]
     allow_delete = True
+    actions = ["send_ping", "rotate_secret"]
 
     @admin.display(description=_("events"))
     def subscribed(self, obj):
         return ", ".join(obj.events or [])
+
+    @admin.action(description=_("Send a test ping"), permissions=["change"])
+    def send_ping(self, request, queryset):
+        for endpoint in queryset:
+            webhook_services.queue_ping(endpoint=endpoint)
+        count = len(queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "A ping is queued for %d endpoint; its delivery log shows the answer.",
+                "A ping is queued for %d endpoints; their delivery log shows the answers.",
+                count,
+            )
+            % count,
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            webhook_services.rotate_secret(endpoint=endpoint)
+        count = len(queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%d secret rotated; the old one keeps signing beside it until the overlap ends.",
+                "%d secrets rotated; the old ones keep signing beside them until the overlap ends.",
+                count,
+            )
+            % count,
+            messages.SUCCESS,
+        )
+
+
+class WebhookAttemptInline(ReadOnlyTabularInline):
+    model = WebhookAttempt
+    tenant_lookup = "delivery__endpoint__root_account"
+    fields = ["attempted_at", "status_code", "duration_ms", "error", "response_excerpt"]
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(WebhookDelivery)
@@ -128,6 +179,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "event_type", "endpoint"]
     list_select_related = ["endpoint"]
+    inlines = [WebhookAttemptInline]
     fields = [
         "endpoint",
         "event_type",
@@ -144,7 +196,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     ]
     actions = ["retry_now"]
 
-    @admin.action(description=_("Deliver again now"), permissions=["view"])
+    @admin.action(description=_("Send again now (delivered ones too)"), permissions=["view"])
     def retry_now(self, request, queryset):
         count = notification_services.retry_now(deliveries=list(queryset))
         self.message_user(

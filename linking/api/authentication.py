@@ -9,6 +9,7 @@ is the student's token to link with, not the caller's credentials.
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from linking.services.scopes import API_SCOPES
 from linking.services.tokens import authenticate_access_token
 
 REALM = 'Bearer realm="canvas-lms"'
@@ -27,7 +28,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plaintext = header[1].decode("ascii")
         except UnicodeDecodeError as error:
             raise exceptions.AuthenticationFailed() from error
-        token = authenticate_access_token(plaintext)
+        token = authenticate_access_token(
+            plaintext, root_account=getattr(request, "root_account", None)
+        )
         if token is None:
             raise exceptions.AuthenticationFailed()
         return token.user, token
@@ -50,17 +53,37 @@ class CanvasSessionAuthentication(authentication.SessionAuthentication):
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """Describes the bearer token in the OpenAPI schema."""
+    """Describes the bearer token in the OpenAPI schema: a token issued by hand or by OAuth2."""
 
     target_class = BearerTokenAuthentication
-    name = "bearerAuth"
+    name = ["bearerAuth", "oauth2"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"bearerAuth": []}, {"oauth2": []}]
 
     def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An access token: `Authorization: Bearer <token>`.",
-        }
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An access token: `Authorization: Bearer <token>`.",
+            },
+            {
+                "type": "oauth2",
+                "description": (
+                    "Canvas's OAuth2 flow with a school's developer key (client_id = the key's "
+                    "id). Scopes are enforced when the key enforces them."
+                ),
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": "/login/oauth2/auth",
+                        "tokenUrl": "/login/oauth2/token",
+                        "refreshUrl": "/login/oauth2/token",
+                        "scopes": {scope: scope for scope in API_SCOPES},
+                    }
+                },
+            },
+        ]
 
 
 class CanvasSessionScheme(OpenApiAuthenticationExtension):

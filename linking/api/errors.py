@@ -57,13 +57,17 @@ def linking_error_response(exc: errors.LinkingError) -> Response:
         return unauthorized_response()
     if isinstance(exc, errors.InvalidCredentials):
         return Response(error_body(exc.message), status=status.HTTP_401_UNAUTHORIZED)
-    if isinstance(exc, errors.UnknownObservee | errors.NoCommonRootAccount):
+    if isinstance(
+        exc, errors.UnknownObservee | errors.NoCommonRootAccount | errors.CannotObserveSelf
+    ):
         # No common institution reads as "Unknown observee." for every way
-        # of linking, so the reply does not reveal the student exists elsewhere.
+        # of linking, so the reply does not reveal the student exists
+        # elsewhere; linking yourself is Canvas's "Unknown observee." too (its
+        # common-root-account query needs two distinct users).
         return Response(
             error_body(UNKNOWN_OBSERVEE_MESSAGE), status=status.HTTP_422_UNPROCESSABLE_ENTITY
         )
-    if isinstance(exc, errors.InvalidPairingCode | errors.CannotObserveSelf):
+    if isinstance(exc, errors.InvalidPairingCode):
         return Response(error_body(exc.message), status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, errors.RateLimited):
         return Response(

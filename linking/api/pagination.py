@@ -56,11 +56,16 @@ def _to_query(query_params) -> str:
     return "&".join(sorted(pairs))
 
 
-def link_header(request, *, page: PageRequest, total: int) -> str:
-    """``<url>; rel="current",<url>; rel="next",...``: current, next, prev, first, last."""
+def _url_prefix(request) -> str:
+    """The request's absolute URL and other parameters, ready for ``page=...&per_page=...``."""
     base = f"{request.scheme}://{request.get_host()}{quote(request.path, safe='/:@!$&()*+,;=-._~')}"
     query = _to_query(request.query_params)
-    prefix = f"{base}?{query}&" if query else f"{base}?"
+    return f"{base}?{query}&" if query else f"{base}?"
+
+
+def link_header(request, *, page: PageRequest, total: int) -> str:
+    """``<url>; rel="current",<url>; rel="next",...``: current, next, prev, first, last."""
+    prefix = _url_prefix(request)
     last = max(1, math.ceil(total / page.per_page))
 
     def url(number: int) -> str:
@@ -72,4 +77,24 @@ def link_header(request, *, page: PageRequest, total: int) -> str:
     if page.page > 1:
         rels.append(("prev", page.page - 1))
     rels += [("first", 1), ("last", last)]
+    return ",".join(f'<{url(number)}>; rel="{rel}"' for rel, number in rels)
+
+
+def open_ended_link_header(request, *, page: PageRequest, has_next: bool) -> str:
+    """Canvas's bookmark-style rels for lists counted by nobody: current, next, prev, first.
+
+    The enrollment and course lists never count their rows (Canvas has no
+    ``last`` there either); one extra row read tells whether a next page exists.
+    """
+    prefix = _url_prefix(request)
+
+    def url(number: int) -> str:
+        return f"{prefix}page={number}&per_page={page.per_page}"
+
+    rels = [("current", page.page)]
+    if has_next:
+        rels.append(("next", page.page + 1))
+    if page.page > 1:
+        rels.append(("prev", page.page - 1))
+    rels.append(("first", 1))
     return ",".join(f'<{url(number)}>; rel="{rel}"' for rel, number in rels)

@@ -59,9 +59,15 @@ def param(request, *path: str, body: bool = True) -> str | None:
 
 
 def includes(request) -> set[str]:
-    """``include[]=avatar_url`` (also ``include=avatar_url``), from the query string."""
+    """``include[]=avatar_url`` (also ``include=avatar_url``), from the query string.
+
+    A token whose developer key does not allow includes keeps only the values
+    ``request.allowed_includes`` names (set by ``permissions.TokenScopes``).
+    """
     values = request.query_params.getlist("include[]") + request.query_params.getlist("include")
-    return {value.strip() for value in values if value}
+    found = {value.strip() for value in values if value}
+    allowed = getattr(request, "allowed_includes", None)
+    return found if allowed is None else found & allowed
 
 
 def path_reference(value: str) -> str:

@@ -105,6 +105,91 @@ class PairingCodeSerializer(serializers.Serializer):
     workflow_state = serializers.CharField()
 
 
+class GradesSerializer(serializers.Serializer):
+    html_url = serializers.URLField()
+
+
+class EnrollmentBaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    user_id = serializers.IntegerField()
+    course_id = serializers.IntegerField()
+    type = serializers.CharField(help_text="StudentEnrollment, TeacherEnrollment, ...")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    associated_user_id = serializers.IntegerField(
+        allow_null=True, help_text="Observer enrollments: the observed student."
+    )
+    start_at = serializers.DateTimeField(allow_null=True)
+    end_at = serializers.DateTimeField(allow_null=True)
+    course_section_id = serializers.IntegerField(allow_null=True)
+    root_account_id = serializers.IntegerField()
+    limit_privileges_to_course_section = serializers.BooleanField()
+    enrollment_state = serializers.CharField()
+    role = serializers.CharField()
+    role_id = serializers.IntegerField()
+    html_url = serializers.URLField()
+    grades = GradesSerializer(required=False, help_text="Student enrollments only.")
+    sis_course_id = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Callers with read_sis only (also sis_user_id,"
+        " sis_account_id, course_integration_id, sis_section_id, section_integration_id).",
+    )
+
+
+class RosterUserSerializer(UserSerializer):
+    avatar_url = serializers.URLField(
+        required=False, help_text="With include[]=avatar_url when the school has avatars on."
+    )
+    uuid = serializers.CharField(required=False, help_text="With include[]=uuid.")
+
+
+class ObservedUserSerializer(RosterUserSerializer):
+    enrollments = EnrollmentBaseSerializer(many=True)
+
+
+class EnrollmentSerializer(EnrollmentBaseSerializer):
+    user = RosterUserSerializer()
+    observed_user = ObservedUserSerializer(
+        required=False, help_text="With include[]=observed_users, on observer enrollments."
+    )
+
+
+class CourseEnrollmentSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="student, teacher, ta, designer or observer.")
+    role = serializers.CharField()
+    role_id = serializers.IntegerField()
+    user_id = serializers.IntegerField()
+    enrollment_state = serializers.CharField()
+    limit_privileges_to_course_section = serializers.BooleanField()
+    associated_user_id = serializers.IntegerField(required=False)
+
+
+class CourseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    account_id = serializers.IntegerField()
+    start_at = serializers.DateTimeField(allow_null=True)
+    grading_standard_id = serializers.IntegerField(allow_null=True)
+    is_public = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    course_code = serializers.CharField()
+    default_view = serializers.CharField()
+    root_account_id = serializers.IntegerField()
+    enrollment_term_id = serializers.IntegerField(allow_null=True)
+    end_at = serializers.DateTimeField(allow_null=True)
+    public_syllabus = serializers.BooleanField()
+    public_syllabus_to_auth = serializers.BooleanField()
+    is_public_to_auth_users = serializers.BooleanField()
+    apply_assignment_group_weights = serializers.BooleanField()
+    time_zone = serializers.CharField()
+    blueprint = serializers.BooleanField()
+    enrollments = CourseEnrollmentSerializer(many=True)
+    hide_final_grades = serializers.BooleanField()
+    workflow_state = serializers.CharField()
+    restrict_enrollments_to_course_dates = serializers.BooleanField()
+
+
 class ErrorMessageSerializer(serializers.Serializer):
     message = serializers.CharField()
 

@@ -1,11 +1,15 @@
 """The Canvas User Observees API: parse the request, call one service, render Canvas's JSON.
 
-Every domain error raised here is translated by ``errors.canvas_exception_handler``.
+ViewSets the router in ``urls.py`` mounts on Canvas's paths: observees and
+observers map onto list, create, retrieve, update and destroy. Every domain
+error raised here is translated by ``errors.canvas_exception_handler``.
 Success is always 200, as in Canvas.
 """
 
+from django.urls import Resolver404, resolve
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -60,7 +64,21 @@ ROOT_ACCOUNT_QUERY = OpenApiParameter(
 )
 
 
-class CanvasAPIView(APIView):
+class CanvasViewSet(viewsets.ViewSet):
+    """A ViewSet answering Canvas's way: users from ``:user_id`` forms, Canvas's errors.
+
+    ``view_names`` keeps the names the browsable API and OPTIONS showed for
+    each route before the API moved onto ViewSets.
+    """
+
+    view_names: dict[str, str] = {}
+
+    def get_view_name(self):
+        return self.view_names.get(getattr(self, "action", None)) or super().get_view_name()
+
+    def get_view_description(self, html=False):
+        return ""
+
     def resolve(self, reference: str, *, include_deleted: bool = False):
         return resolve_user(
             path_reference(reference),
@@ -143,8 +161,19 @@ class LinkedUsersListMixin:
         return Response(rows, headers={"Link": link_header(request, page=page, total=result.total)})
 
 
-class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
+class ObserveeViewSet(LinkedUsersListMixin, CanvasViewSet):
+    """``/users/:user_id/observees`` and ``/users/:user_id/observees/:observee_id``."""
+
     direction = observee_queries.OBSERVEES
+    lookup_field = "observee_id"
+    lookup_value_regex = "[^/]+"
+    view_names = {
+        "list": "Observee List",
+        "create": "Observee List",
+        "retrieve": "Observee Detail",
+        "update": "Observee Detail",
+        "destroy": "Observee Detail",
+    }
 
     @extend_schema(
         operation_id="list_observees",
@@ -152,7 +181,7 @@ class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
         parameters=LIST_PARAMETERS,
         responses={200: s.ObserveeSerializer(many=True), **ERRORS},
     )
-    def get(self, request, user_id):
+    def list(self, request, user_id):
         return self.linked_users(request, user_id)
 
     @extend_schema(
@@ -173,7 +202,7 @@ class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
             **ERRORS,
         },
     )
-    def post(self, request, user_id):
+    def create(self, request, user_id):
         access_token = param(request, "access_token")
         pairing_code = param(request, "pairing_code")
         unique_id = param(request, "observee", "unique_id")
@@ -198,28 +227,13 @@ class ObserveeListView(LinkedUsersListMixin, CanvasAPIView):
             )
         )
 
-
-class ObserverListView(LinkedUsersListMixin, CanvasAPIView):
-    direction = observee_queries.OBSERVERS
-
-    @extend_schema(
-        operation_id="list_observers",
-        summary="List the observers of a student",
-        parameters=LIST_PARAMETERS,
-        responses={200: s.ObserveeSerializer(many=True), **ERRORS},
-    )
-    def get(self, request, user_id):
-        return self.linked_users(request, user_id)
-
-
-class ObserveeDetailView(CanvasAPIView):
     @extend_schema(
         operation_id="show_observee",
         summary="Show a student the user observes",
         parameters=[USER_ID, OBSERVEE_ID],
         responses={200: s.ObserveeSerializer, **ERRORS},
     )
-    def get(self, request, user_id, observee_id):
+    def retrieve(self, request, user_id, observee_id):
         observer = self.resolve(user_id)
         admin_ids = self.authorize_target(observer)
         student = self.resolve(observee_id)
@@ -245,7 +259,7 @@ class ObserveeDetailView(CanvasAPIView):
             **ERRORS,
         },
     )
-    def put(self, request, user_id, observee_id):
+    def update(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")
         observer = self.resolve(user_id)
         student = self.resolve(observee_id)
@@ -275,7 +289,7 @@ class ObserveeDetailView(CanvasAPIView):
             **ERRORS,
         },
     )
-    def delete(self, request, user_id, observee_id):
+    def destroy(self, request, user_id, observee_id):
         raw_root_account = param(request, "root_account_id")
         observer = self.resolve(user_id)
         admin_ids = self.authorize_target(observer)
@@ -299,14 +313,30 @@ class ObserveeDetailView(CanvasAPIView):
         )
 
 
-class ObserverDetailView(CanvasAPIView):
+class ObserverViewSet(LinkedUsersListMixin, CanvasViewSet):
+    """``/users/:user_id/observers`` and ``/users/:user_id/observers/:observer_id``."""
+
+    direction = observee_queries.OBSERVERS
+    lookup_field = "observer_id"
+    lookup_value_regex = "[^/]+"
+    view_names = {"list": "Observer List", "retrieve": "Observer Detail"}
+
+    @extend_schema(
+        operation_id="list_observers",
+        summary="List the observers of a student",
+        parameters=LIST_PARAMETERS,
+        responses={200: s.ObserveeSerializer(many=True), **ERRORS},
+    )
+    def list(self, request, user_id):
+        return self.linked_users(request, user_id)
+
     @extend_schema(
         operation_id="show_observer",
         summary="Show an observer of the student",
         parameters=[USER_ID, OBSERVER_ID],
         responses={200: s.ObserveeSerializer, **ERRORS},
     )
-    def get(self, request, user_id, observer_id):
+    def retrieve(self, request, user_id, observer_id):
         student = self.resolve(user_id)
         admin_ids = self.authorize_target(student)
         observer = self.resolve(observer_id)
@@ -321,7 +351,11 @@ class ObserverDetailView(CanvasAPIView):
         )
 
 
-class PairingCodeView(CanvasAPIView):
+class PairingCodeViewSet(CanvasViewSet):
+    """``POST /users/:user_id/observer_pairing_codes``."""
+
+    view_names = {"create": "Pairing Code"}
+
     @extend_schema(
         operation_id="create_observer_pairing_code",
         summary="Issue a pairing code for a student",
@@ -329,7 +363,7 @@ class PairingCodeView(CanvasAPIView):
         request=None,
         responses={200: s.PairingCodeSerializer, 429: s.ErrorSerializer, **ERRORS},
     )
-    def post(self, request, user_id):
+    def create(self, request, user_id):
         student = self.resolve(user_id, include_deleted=True)
         issued = issue_pairing_code(
             student=student, root_account=request.root_account, actor=self.actor()
@@ -337,17 +371,34 @@ class PairingCodeView(CanvasAPIView):
         return Response(s.pairing_code_json(issued))
 
 
-class UserDetailView(CanvasAPIView):
+class UserViewSet(CanvasViewSet):
+    """``GET /users/:user_id``."""
+
+    lookup_field = "user_id"
+    lookup_value_regex = "[^/]+"
+    view_names = {"retrieve": "User Detail"}
+
     @extend_schema(
         operation_id="show_user",
         summary="Show a user (yourself, a linked user, or one you administer)",
         parameters=[USER_ID],
         responses={200: s.UserSerializer, **ERRORS},
     )
-    def get(self, request, user_id):
+    def retrieve(self, request, user_id):
         user = self.resolve(user_id)
         observee_queries.authorize_user_read(caller=request.user, target=user)
         return Response(s.user_json(user))
+
+
+def without_trailing_slash(request, api_path):
+    """``/api/v1/.../`` answers as ``/api/v1/...`` (Canvas's routes take an optional slash)."""
+    try:
+        match = resolve(f"/{api_path}")
+    except Resolver404:
+        match = None
+    if match is None or match.func is without_trailing_slash:
+        return UnknownEndpointView.as_view()(request)
+    return match.func(request, *match.args, **match.kwargs)
 
 
 class UnknownEndpointView(APIView):

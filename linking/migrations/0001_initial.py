@@ -10,385 +10,1073 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(max_length=255)),
-                ('sortable_name', models.CharField(blank=True, max_length=255)),
-                ('short_name', models.CharField(blank=True, max_length=255)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('avatar_url', models.CharField(blank=True, max_length=1024)),
-                ('pronouns', models.CharField(blank=True, max_length=64)),
-                ('locale', models.CharField(blank=True, max_length=16)),
-                ('workflow_state', models.CharField(choices=[('registered', 'registered'), ('pre_registered', 'pre-registered'), ('deleted', 'deleted')], default='registered', max_length=16)),
-                ('is_staff', models.BooleanField(default=False, help_text='May sign in to the staff admin (with an admin role).')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(max_length=255)),
+                ("sortable_name", models.CharField(blank=True, max_length=255)),
+                ("short_name", models.CharField(blank=True, max_length=255)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("avatar_url", models.CharField(blank=True, max_length=1024)),
+                ("pronouns", models.CharField(blank=True, max_length=64)),
+                ("locale", models.CharField(blank=True, max_length=16)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("registered", "registered"),
+                            ("pre_registered", "pre-registered"),
+                            ("deleted", "deleted"),
+                        ],
+                        default="registered",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="May sign in to the staff admin (with an admin role).",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['sortable_name', 'id'],
+                "ordering": ["sortable_name", "id"],
             },
             managers=[
-                ('objects', linking.models.people.UserManager()),
+                ("objects", linking.models.people.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='AccessToken',
+            name="AccessToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('purpose', models.CharField(blank=True, max_length=255)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('token_hint', models.CharField(editable=False, help_text='Last characters, to tell tokens apart.', max_length=8)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='access_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("purpose", models.CharField(blank=True, max_length=255)),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "token_hint",
+                    models.CharField(
+                        editable=False,
+                        help_text="Last characters, to tell tokens apart.",
+                        max_length=8,
+                    ),
+                ),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="access_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('domain', models.CharField(blank=True, help_text='Host name that serves this root account, e.g. school.example.org.', max_length=253, null=True, unique=True)),
-                ('sis_account_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('self_registration', models.CharField(choices=[('none', 'Nobody'), ('observer', 'Observers only'), ('all', 'Everybody')], default='observer', max_length=16)),
-                ('pairing_codes_enabled', models.BooleanField(default=True)),
-                ('pairing_code_lifetime_hours', models.PositiveIntegerField(default=168, help_text='How long a new pairing code stays valid, in hours.')),
-                ('credential_linking_allowed', models.BooleanField(default=True, help_text="Allow observers to link by typing the student's login and password.")),
-                ('avatars_enabled', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='linking.account')),
-                ('root_account', models.ForeignKey(blank=True, help_text='The tenant this sub-account belongs to; empty for root accounts.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='descendants', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "domain",
+                    models.CharField(
+                        blank=True,
+                        help_text="Host name that serves this root account, e.g. school.example.org.",
+                        max_length=253,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                ("sis_account_id", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[("active", "active"), ("deleted", "deleted")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "self_registration",
+                    models.CharField(
+                        choices=[
+                            ("none", "Nobody"),
+                            ("observer", "Observers only"),
+                            ("all", "Everybody"),
+                        ],
+                        default="observer",
+                        max_length=16,
+                    ),
+                ),
+                ("pairing_codes_enabled", models.BooleanField(default=True)),
+                (
+                    "pairing_code_lifetime_hours",
+                    models.PositiveIntegerField(
+                        default=168, help_text="How long a new pairing code stays valid, in hours."
+                    ),
+                ),
+                (
+                    "credential_linking_allowed",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Allow observers to link by typing the student's login and password.",
+                    ),
+                ),
+                ("avatars_enabled", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The tenant this sub-account belongs to; empty for root accounts.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="descendants",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Course',
+            name="Course",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('course_code', models.CharField(blank=True, max_length=255)),
-                ('sis_course_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('workflow_state', models.CharField(choices=[('unpublished', 'unpublished'), ('available', 'available'), ('completed', 'completed'), ('deleted', 'deleted')], default='available', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='courses', to='linking.account')),
-                ('root_account', models.ForeignKey(editable=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("course_code", models.CharField(blank=True, max_length=255)),
+                ("sis_course_id", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("unpublished", "unpublished"),
+                            ("available", "available"),
+                            ("completed", "completed"),
+                            ("deleted", "deleted"),
+                        ],
+                        default="available",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="courses",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        editable=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='CourseRoleOverride',
+            name="CourseRoleOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('enrollment_type', models.CharField(choices=[('teacher', 'Teacher'), ('ta', 'TA'), ('designer', 'Designer'), ('observer', 'Observer')], max_length=16)),
-                ('permission', models.CharField(choices=[('generate_observer_pairing_code', 'Users - generate observer pairing codes for students')], default='generate_observer_pairing_code', max_length=64)),
-                ('enabled', models.BooleanField(default=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='role_overrides', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "enrollment_type",
+                    models.CharField(
+                        choices=[
+                            ("teacher", "Teacher"),
+                            ("ta", "TA"),
+                            ("designer", "Designer"),
+                            ("observer", "Observer"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "permission",
+                    models.CharField(
+                        choices=[
+                            (
+                                "generate_observer_pairing_code",
+                                "Users - generate observer pairing codes for students",
+                            )
+                        ],
+                        default="generate_observer_pairing_code",
+                        max_length=64,
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="role_overrides",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Enrollment',
+            name="Enrollment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('student', 'Student'), ('teacher', 'Teacher'), ('ta', 'TA'), ('designer', 'Designer'), ('observer', 'Observer')], max_length=16)),
-                ('workflow_state', models.CharField(choices=[('invited', 'invited'), ('active', 'active'), ('inactive', 'inactive'), ('completed', 'completed'), ('rejected', 'rejected'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('start_at', models.DateTimeField(blank=True, null=True)),
-                ('end_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('associated_user', models.ForeignKey(blank=True, help_text='For observer enrollments: the student being observed.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='observer_enrollments', to=settings.AUTH_USER_MODEL)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to='linking.course')),
-                ('root_account', models.ForeignKey(editable=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='linking.account')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("student", "Student"),
+                            ("teacher", "Teacher"),
+                            ("ta", "TA"),
+                            ("designer", "Designer"),
+                            ("observer", "Observer"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("invited", "invited"),
+                            ("active", "active"),
+                            ("inactive", "inactive"),
+                            ("completed", "completed"),
+                            ("rejected", "rejected"),
+                            ("deleted", "deleted"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("start_at", models.DateTimeField(blank=True, null=True)),
+                ("end_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "associated_user",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For observer enrollments: the student being observed.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="observer_enrollments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="enrollments",
+                        to="linking.course",
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        editable=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="enrollments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Login',
+            name="Login",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('unique_id', models.CharField(max_length=255, verbose_name='login id')),
-                ('password', models.CharField(blank=True, max_length=255)),
-                ('sis_user_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('integration_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('suspended', 'suspended'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('last_login_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='logins', to='linking.account')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='logins', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("unique_id", models.CharField(max_length=255, verbose_name="login id")),
+                ("password", models.CharField(blank=True, max_length=255)),
+                ("sis_user_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("integration_id", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("active", "active"),
+                            ("suspended", "suspended"),
+                            ("deleted", "deleted"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("last_login_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="logins",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="logins",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='ObservationLink',
+            name="ObservationLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('source', models.CharField(choices=[('api', 'API'), ('pairing_code', 'pairing code'), ('credentials', 'student credentials'), ('access_token', 'student access token'), ('admin', 'staff admin'), ('sis', 'SIS import'), ('self_registration', 'parent sign-up'), ('portal', 'web page')], default='api', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('observer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='observed_links', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='observation_links', to='linking.account')),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='observer_links', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[("active", "active"), ("deleted", "deleted")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("api", "API"),
+                            ("pairing_code", "pairing code"),
+                            ("credentials", "student credentials"),
+                            ("access_token", "student access token"),
+                            ("admin", "staff admin"),
+                            ("sis", "SIS import"),
+                            ("self_registration", "parent sign-up"),
+                            ("portal", "web page"),
+                        ],
+                        default="api",
+                        max_length=32,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "observer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="observed_links",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="observation_links",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="observer_links",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='PairingCode',
+            name="PairingCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('expires_at', models.DateTimeField(db_index=True)),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('redeemed', 'redeemed'), ('revoked', 'revoked')], default='active', max_length=16)),
-                ('redeemed_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('issued_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('redeemed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('revoked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='pairing_codes', to='linking.account')),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='pairing_codes', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("expires_at", models.DateTimeField(db_index=True)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("active", "active"),
+                            ("redeemed", "redeemed"),
+                            ("revoked", "revoked"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("redeemed_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "issued_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "redeemed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "revoked_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="pairing_codes",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="pairing_codes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('link.created', 'link created'), ('link.restored', 'link restored'), ('link.deleted', 'link deleted'), ('pairing_code.issued', 'pairing code issued'), ('pairing_code.redeemed', 'pairing code redeemed'), ('pairing_code.revoked', 'pairing code revoked'), ('pairing_code.failed', 'failed pairing code attempt'), ('credentials.failed', 'failed credential check'), ('access_token.issued', 'access token issued'), ('access_token.revoked', 'access token revoked')], max_length=40)),
-                ('source', models.CharField(choices=[('api', 'API'), ('admin', 'staff admin'), ('portal', 'web page'), ('sis', 'SIS import'), ('command', 'management command'), ('system', 'system')], max_length=16)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('observer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='linking.account')),
-                ('student', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('link', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='linking.observationlink')),
-                ('pairing_code', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='linking.pairingcode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("link.created", "link created"),
+                            ("link.restored", "link restored"),
+                            ("link.deleted", "link deleted"),
+                            ("pairing_code.issued", "pairing code issued"),
+                            ("pairing_code.redeemed", "pairing code redeemed"),
+                            ("pairing_code.revoked", "pairing code revoked"),
+                            ("pairing_code.failed", "failed pairing code attempt"),
+                            ("credentials.failed", "failed credential check"),
+                            ("access_token.issued", "access token issued"),
+                            ("access_token.revoked", "access token revoked"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("api", "API"),
+                            ("admin", "staff admin"),
+                            ("portal", "web page"),
+                            ("sis", "SIS import"),
+                            ("command", "management command"),
+                            ("system", "system"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "observer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "link",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_events",
+                        to="linking.observationlink",
+                    ),
+                ),
+                (
+                    "pairing_code",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_events",
+                        to="linking.pairingcode",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('manage_user_observers', models.BooleanField(default=False)),
-                ('generate_observer_pairing_code', models.BooleanField(default=False)),
-                ('read_sis', models.BooleanField(default=False)),
-                ('view_user_logins', models.BooleanField(default=False)),
-                ('root_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='roles', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("manage_user_observers", models.BooleanField(default=False)),
+                ("generate_observer_pairing_code", models.BooleanField(default=False)),
+                ("read_sis", models.BooleanField(default=False)),
+                ("view_user_logins", models.BooleanField(default=False)),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="roles",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='AccountAdmin',
+            name="AccountAdmin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='admins', to='linking.account')),
-                ('root_account', models.ForeignKey(editable=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='linking.account')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='admin_roles', to=settings.AUTH_USER_MODEL)),
-                ('role', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='memberships', to='linking.role')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[("active", "active"), ("deleted", "deleted")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="admins",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        editable=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="admin_roles",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "role",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="memberships",
+                        to="linking.role",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='SisBatch',
+            name="SisBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('workflow_state', models.CharField(choices=[('created', 'created'), ('running', 'running'), ('imported', 'imported'), ('imported_with_messages', 'imported with errors'), ('failed', 'failed'), ('dry_run', 'dry run'), ('aborted', 'aborted')], default='created', max_length=32)),
-                ('source_name', models.CharField(blank=True, max_length=255)),
-                ('dry_run', models.BooleanField(default=False)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sis_batches', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[
+                            ("created", "created"),
+                            ("running", "running"),
+                            ("imported", "imported"),
+                            ("imported_with_messages", "imported with errors"),
+                            ("failed", "failed"),
+                            ("dry_run", "dry run"),
+                            ("aborted", "aborted"),
+                        ],
+                        default="created",
+                        max_length=32,
+                    ),
+                ),
+                ("source_name", models.CharField(blank=True, max_length=255)),
+                ("dry_run", models.BooleanField(default=False)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sis_batches",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'SIS batch',
-                'verbose_name_plural': 'SIS batches',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "SIS batch",
+                "verbose_name_plural": "SIS batches",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='observationlink',
-            name='sis_batch',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='links', to='linking.sisbatch'),
+            model_name="observationlink",
+            name="sis_batch",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="links",
+                to="linking.sisbatch",
+            ),
         ),
         migrations.AddIndex(
-            model_name='user',
-            index=models.Index(fields=['sortable_name', 'id'], name='user_sortable_name_id'),
+            model_name="user",
+            index=models.Index(fields=["sortable_name", "id"], name="user_sortable_name_id"),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('parent__isnull', True), ('root_account__isnull', True)), models.Q(('parent__isnull', False), ('root_account__isnull', False)), _connector='OR'), name='account_root_iff_no_parent'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("parent__isnull", True), ("root_account__isnull", True)),
+                    models.Q(("parent__isnull", False), ("root_account__isnull", False)),
+                    _connector="OR",
+                ),
+                name="account_root_iff_no_parent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('domain__isnull', True), ('parent__isnull', True), _connector='OR'), name='account_domain_only_on_root'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("domain__isnull", True), ("parent__isnull", True), _connector="OR"
+                ),
+                name="account_domain_only_on_root",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('pairing_code_lifetime_hours__gte', 1), ('pairing_code_lifetime_hours__lte', 2160)), name='account_code_lifetime_range'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("pairing_code_lifetime_hours__gte", 1),
+                    ("pairing_code_lifetime_hours__lte", 2160),
+                ),
+                name="account_code_lifetime_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(condition=models.Q(('sis_account_id__isnull', False)), fields=('root_account', 'sis_account_id'), name='account_unique_sis_id_per_root'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("sis_account_id__isnull", False)),
+                fields=("root_account", "sis_account_id"),
+                name="account_unique_sis_id_per_root",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='course',
-            constraint=models.UniqueConstraint(condition=models.Q(('sis_course_id__isnull', False)), fields=('root_account', 'sis_course_id'), name='course_unique_sis_id_per_root'),
+            model_name="course",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("sis_course_id__isnull", False)),
+                fields=("root_account", "sis_course_id"),
+                name="course_unique_sis_id_per_root",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='courseroleoverride',
-            constraint=models.UniqueConstraint(fields=('account', 'enrollment_type', 'permission'), name='course_role_override_unique'),
+            model_name="courseroleoverride",
+            constraint=models.UniqueConstraint(
+                fields=("account", "enrollment_type", "permission"),
+                name="course_role_override_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrollment',
-            index=models.Index(fields=['user', 'type', 'workflow_state'], name='enrollment_user_type'),
+            model_name="enrollment",
+            index=models.Index(
+                fields=["user", "type", "workflow_state"], name="enrollment_user_type"
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrollment',
-            index=models.Index(fields=['associated_user', 'user'], name='enrollment_assoc_user'),
+            model_name="enrollment",
+            index=models.Index(fields=["associated_user", "user"], name="enrollment_assoc_user"),
         ),
         migrations.AddIndex(
-            model_name='enrollment',
-            index=models.Index(fields=['course', 'type'], name='enrollment_course_type'),
+            model_name="enrollment",
+            index=models.Index(fields=["course", "type"], name="enrollment_course_type"),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.UniqueConstraint(condition=models.Q(('associated_user__isnull', True)), fields=('user', 'course', 'type'), name='enrollment_unique_plain'),
+            model_name="enrollment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("associated_user__isnull", True)),
+                fields=("user", "course", "type"),
+                name="enrollment_unique_plain",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.UniqueConstraint(condition=models.Q(('associated_user__isnull', False)), fields=('user', 'course', 'associated_user'), name='enrollment_unique_observer_of_student'),
+            model_name="enrollment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("associated_user__isnull", False)),
+                fields=("user", "course", "associated_user"),
+                name="enrollment_unique_observer_of_student",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.CheckConstraint(condition=models.Q(('associated_user__isnull', True), ('type', 'observer'), _connector='OR'), name='enrollment_associated_user_only_for_observers'),
+            model_name="enrollment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("associated_user__isnull", True), ("type", "observer"), _connector="OR"
+                ),
+                name="enrollment_associated_user_only_for_observers",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='enrollment',
-            constraint=models.CheckConstraint(condition=models.Q(('associated_user__isnull', True), models.Q(('associated_user', models.F('user')), _negated=True), _connector='OR'), name='enrollment_not_observing_self'),
+            model_name="enrollment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("associated_user__isnull", True),
+                    models.Q(("associated_user", models.F("user")), _negated=True),
+                    _connector="OR",
+                ),
+                name="enrollment_not_observing_self",
+            ),
         ),
         migrations.AddIndex(
-            model_name='login',
-            index=models.Index(fields=['user', 'root_account'], name='login_user_root'),
+            model_name="login",
+            index=models.Index(fields=["user", "root_account"], name="login_user_root"),
         ),
         migrations.AddConstraint(
-            model_name='login',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('unique_id'), models.F('root_account'), condition=models.Q(('workflow_state', 'deleted'), _negated=True), name='login_unique_id_ci_per_root'),
+            model_name="login",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("unique_id"),
+                models.F("root_account"),
+                condition=models.Q(("workflow_state", "deleted"), _negated=True),
+                name="login_unique_id_ci_per_root",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='login',
-            constraint=models.UniqueConstraint(condition=models.Q(('sis_user_id__isnull', False)), fields=('root_account', 'sis_user_id'), name='login_unique_sis_user_id_per_root'),
+            model_name="login",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("sis_user_id__isnull", False)),
+                fields=("root_account", "sis_user_id"),
+                name="login_unique_sis_user_id_per_root",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='login',
-            constraint=models.UniqueConstraint(condition=models.Q(('integration_id__isnull', False)), fields=('root_account', 'integration_id'), name='login_unique_integration_id_per_root'),
+            model_name="login",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("integration_id__isnull", False)),
+                fields=("root_account", "integration_id"),
+                name="login_unique_integration_id_per_root",
+            ),
         ),
         migrations.AddIndex(
-            model_name='pairingcode',
-            index=models.Index(fields=['student', 'workflow_state', 'expires_at'], name='pairing_code_student'),
+            model_name="pairingcode",
+            index=models.Index(
+                fields=["student", "workflow_state", "expires_at"], name="pairing_code_student"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='pairingcode',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('redeemed_at__isnull', False), ('workflow_state', 'redeemed')), models.Q(('workflow_state', 'redeemed'), _negated=True), _connector='OR'), name='pairing_code_redeemed_has_time'),
+            model_name="pairingcode",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("redeemed_at__isnull", False), ("workflow_state", "redeemed")),
+                    models.Q(("workflow_state", "redeemed"), _negated=True),
+                    _connector="OR",
+                ),
+                name="pairing_code_redeemed_has_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['root_account', '-created_at'], name='audit_root_time'),
+            model_name="auditevent",
+            index=models.Index(fields=["root_account", "-created_at"], name="audit_root_time"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['link', '-created_at'], name='audit_link_time'),
+            model_name="auditevent",
+            index=models.Index(fields=["link", "-created_at"], name="audit_link_time"),
         ),
         migrations.AddConstraint(
-            model_name='role',
-            constraint=models.UniqueConstraint(fields=('root_account', 'name'), name='role_unique_name'),
+            model_name="role",
+            constraint=models.UniqueConstraint(
+                fields=("root_account", "name"), name="role_unique_name"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='role',
-            constraint=models.UniqueConstraint(condition=models.Q(('root_account__isnull', True)), fields=('name',), name='role_unique_builtin_name'),
+            model_name="role",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("root_account__isnull", True)),
+                fields=("name",),
+                name="role_unique_builtin_name",
+            ),
         ),
         migrations.AddIndex(
-            model_name='accountadmin',
-            index=models.Index(fields=['user', 'root_account'], name='account_admin_user_root'),
+            model_name="accountadmin",
+            index=models.Index(fields=["user", "root_account"], name="account_admin_user_root"),
         ),
         migrations.AddConstraint(
-            model_name='accountadmin',
-            constraint=models.UniqueConstraint(fields=('user', 'account', 'role'), name='account_admin_unique_membership'),
+            model_name="accountadmin",
+            constraint=models.UniqueConstraint(
+                fields=("user", "account", "role"), name="account_admin_unique_membership"
+            ),
         ),
         migrations.AddIndex(
-            model_name='observationlink',
-            index=models.Index(fields=['observer', 'workflow_state'], name='link_observer_state'),
+            model_name="observationlink",
+            index=models.Index(fields=["observer", "workflow_state"], name="link_observer_state"),
         ),
         migrations.AddIndex(
-            model_name='observationlink',
-            index=models.Index(fields=['student', 'workflow_state'], name='link_student_state'),
+            model_name="observationlink",
+            index=models.Index(fields=["student", "workflow_state"], name="link_student_state"),
         ),
         migrations.AddIndex(
-            model_name='observationlink',
-            index=models.Index(fields=['root_account', 'workflow_state'], name='link_root_state'),
+            model_name="observationlink",
+            index=models.Index(fields=["root_account", "workflow_state"], name="link_root_state"),
         ),
         migrations.AddConstraint(
-            model_name='observationlink',
-            constraint=models.UniqueConstraint(fields=('observer', 'student', 'root_account'), name='link_unique_pair_per_root'),
+            model_name="observationlink",
+            constraint=models.UniqueConstraint(
+                fields=("observer", "student", "root_account"), name="link_unique_pair_per_root"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='observationlink',
-            constraint=models.CheckConstraint(condition=models.Q(('observer', models.F('student')), _negated=True), name='link_not_observing_self'),
+            model_name="observationlink",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("observer", models.F("student")), _negated=True),
+                name="link_not_observing_self",
+            ),
         ),
     ]

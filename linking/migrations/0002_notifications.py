@@ -9,136 +9,374 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0001_initial'),
+        ("linking", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EmailNotification',
+            name="EmailNotification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('new_observer.student', 'new observer (to the student)'), ('new_observer.observers', "new observer (to the student's other observers)"), ('link_removed.observer', 'link removed (to the observer)'), ('staff_link.observer', 'link made by staff or SIS (to the observer)')], max_length=32)),
-                ('to_email', models.EmailField(max_length=254)),
-                ('language', models.CharField(max_length=16)),
-                ('subject', models.CharField(max_length=255)),
-                ('body_text', models.TextField()),
-                ('body_html', models.TextField()),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('sent', 'sent'), ('failed', 'failed (gave up)')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_error', models.TextField(blank=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='email_notifications', to='linking.auditevent')),
-                ('recipient', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='email_notifications', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='email_notifications', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("new_observer.student", "new observer (to the student)"),
+                            (
+                                "new_observer.observers",
+                                "new observer (to the student's other observers)",
+                            ),
+                            ("link_removed.observer", "link removed (to the observer)"),
+                            ("staff_link.observer", "link made by staff or SIS (to the observer)"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("to_email", models.EmailField(max_length=254)),
+                ("language", models.CharField(max_length=16)),
+                ("subject", models.CharField(max_length=255)),
+                ("body_text", models.TextField()),
+                ("body_html", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("sent", "sent"),
+                            ("failed", "failed (gave up)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_error", models.TextField(blank=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="email_notifications",
+                        to="linking.auditevent",
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="email_notifications",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="email_notifications",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='NotificationSettings',
+            name="NotificationSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('notify_student_of_new_observer', models.BooleanField(default=True, help_text='E-mail the student when a new observer is linked to them.')),
-                ('notify_observers_of_new_observer', models.BooleanField(default=True, help_text="E-mail the student's existing observers when a new observer is linked.")),
-                ('notify_observer_of_removed_link', models.BooleanField(default=True, help_text='E-mail the observer when one of their links is removed.')),
-                ('notify_observer_of_staff_link', models.BooleanField(default=True, help_text='E-mail the observer when staff or an SIS import links a student to them.')),
-                ('root_account', models.OneToOneField(limit_choices_to={'parent__isnull': True}, on_delete=django.db.models.deletion.CASCADE, related_name='notification_settings', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "notify_student_of_new_observer",
+                    models.BooleanField(
+                        default=True,
+                        help_text="E-mail the student when a new observer is linked to them.",
+                    ),
+                ),
+                (
+                    "notify_observers_of_new_observer",
+                    models.BooleanField(
+                        default=True,
+                        help_text="E-mail the student's existing observers when a new observer is linked.",
+                    ),
+                ),
+                (
+                    "notify_observer_of_removed_link",
+                    models.BooleanField(
+                        default=True,
+                        help_text="E-mail the observer when one of their links is removed.",
+                    ),
+                ),
+                (
+                    "notify_observer_of_staff_link",
+                    models.BooleanField(
+                        default=True,
+                        help_text="E-mail the observer when staff or an SIS import links a student to them.",
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.OneToOneField(
+                        limit_choices_to={"parent__isnull": True},
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_settings",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'notification settings',
-                'verbose_name_plural': 'notification settings',
+                "verbose_name": "notification settings",
+                "verbose_name_plural": "notification settings",
             },
         ),
         migrations.CreateModel(
-            name='UnrecognisedLinkReport',
+            name="UnrecognisedLinkReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('reviewed', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='linking.auditevent')),
-                ('link', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='unrecognised_reports', to='linking.observationlink')),
-                ('notification', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='linking.emailnotification')),
-                ('observer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('reported_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('root_account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unrecognised_link_reports', to='linking.account')),
-                ('student', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                ("reviewed", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="linking.auditevent",
+                    ),
+                ),
+                (
+                    "link",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="unrecognised_reports",
+                        to="linking.observationlink",
+                    ),
+                ),
+                (
+                    "notification",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="linking.emailnotification",
+                    ),
+                ),
+                (
+                    "observer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "reported_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="unrecognised_link_reports",
+                        to="linking.account",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(help_text='Receives a POST with a JSON body for each subscribed event.', max_length=1024, validators=[django.core.validators.URLValidator(schemes=['http', 'https'])])),
-                ('secret', models.CharField(default=linking.models.notifications.generate_webhook_secret, help_text='Shared secret for the X-Observers-Signature HMAC-SHA256 header.', max_length=128)),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event types this endpoint receives.')),
-                ('is_active', models.BooleanField(default=True)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('root_account', models.ForeignKey(limit_choices_to={'parent__isnull': True}, on_delete=django.db.models.deletion.CASCADE, related_name='webhook_endpoints', to='linking.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(
+                        help_text="Receives a POST with a JSON body for each subscribed event.",
+                        max_length=1024,
+                        validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+                    ),
+                ),
+                (
+                    "secret",
+                    models.CharField(
+                        default=linking.models.notifications.generate_webhook_secret,
+                        help_text="Shared secret for the X-Observers-Signature HMAC-SHA256 header.",
+                        max_length=128,
+                    ),
+                ),
+                (
+                    "events",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Event types this endpoint receives."
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "root_account",
+                    models.ForeignKey(
+                        limit_choices_to={"parent__isnull": True},
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="webhook_endpoints",
+                        to="linking.account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['root_account_id', 'id'],
+                "ordering": ["root_account_id", "id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(max_length=40)),
-                ('body', models.TextField(help_text='The exact JSON body that is signed and posted.')),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('sent', 'sent'), ('failed', 'failed (gave up)')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('last_response_excerpt', models.TextField(blank=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='webhook_deliveries', to='linking.auditevent')),
-                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='linking.webhookendpoint')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_type", models.CharField(max_length=40)),
+                (
+                    "body",
+                    models.TextField(help_text="The exact JSON body that is signed and posted."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("sent", "sent"),
+                            ("failed", "failed (gave up)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("last_response_excerpt", models.TextField(blank=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="webhook_deliveries",
+                        to="linking.auditevent",
+                    ),
+                ),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="linking.webhookendpoint",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='emailnotification',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='email_due'),
+            model_name="emailnotification",
+            index=models.Index(fields=["status", "next_attempt_at"], name="email_due"),
         ),
         migrations.AddIndex(
-            model_name='emailnotification',
-            index=models.Index(fields=['recipient', 'root_account', '-created_at'], name='email_recent'),
+            model_name="emailnotification",
+            index=models.Index(
+                fields=["recipient", "root_account", "-created_at"], name="email_recent"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='emailnotification',
-            constraint=models.UniqueConstraint(condition=models.Q(('event__isnull', False), ('recipient__isnull', False)), fields=('event', 'recipient'), name='email_one_per_event_recipient'),
+            model_name="emailnotification",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("event__isnull", False), ("recipient__isnull", False)),
+                fields=("event", "recipient"),
+                name="email_one_per_event_recipient",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='unrecognisedlinkreport',
-            constraint=models.UniqueConstraint(condition=models.Q(('notification__isnull', False)), fields=('notification',), name='report_one_per_notification'),
+            model_name="unrecognisedlinkreport",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("notification__isnull", False)),
+                fields=("notification",),
+                name="report_one_per_notification",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookendpoint',
-            index=models.Index(fields=['root_account', 'is_active'], name='webhook_root_active'),
+            model_name="webhookendpoint",
+            index=models.Index(fields=["root_account", "is_active"], name="webhook_root_active"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='webhook_due'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(condition=models.Q(('event__isnull', False)), fields=('endpoint', 'event'), name='webhook_one_per_endpoint_event'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("event__isnull", False)),
+                fields=("endpoint", "event"),
+                name="webhook_one_per_endpoint_event",
+            ),
         ),
     ]

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0003_rate_limit_counter'),
+        ("linking", "0003_rate_limit_counter"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='emailnotification',
-            name='body_html',
+            model_name="emailnotification",
+            name="body_html",
             field=models.TextField(blank=True),
         ),
         migrations.AlterField(
-            model_name='emailnotification',
-            name='body_text',
+            model_name="emailnotification",
+            name="body_text",
             field=models.TextField(blank=True),
         ),
         migrations.AlterField(
-            model_name='emailnotification',
-            name='subject',
+            model_name="emailnotification",
+            name="subject",
             field=models.CharField(blank=True, max_length=255),
         ),
     ]

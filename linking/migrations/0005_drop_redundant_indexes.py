@@ -6,69 +6,129 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0004_email_rendered_when_sent'),
+        ("linking", "0004_email_rendered_when_sent"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='link',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='linking.observationlink'),
+            model_name="auditevent",
+            name="link",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="audit_events",
+                to="linking.observationlink",
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='root_account',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='linking.account'),
+            model_name="auditevent",
+            name="root_account",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="linking.account",
+            ),
         ),
         migrations.AlterField(
-            model_name='emailnotification',
-            name='recipient',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='email_notifications', to=settings.AUTH_USER_MODEL),
+            model_name="emailnotification",
+            name="recipient",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="email_notifications",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='enrollment',
-            name='associated_user',
-            field=models.ForeignKey(blank=True, db_index=False, help_text='For observer enrollments: the student being observed.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='observer_enrollments', to=settings.AUTH_USER_MODEL),
+            model_name="enrollment",
+            name="associated_user",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="For observer enrollments: the student being observed.",
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="observer_enrollments",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='enrollment',
-            name='course',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to='linking.course'),
+            model_name="enrollment",
+            name="course",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="enrollments",
+                to="linking.course",
+            ),
         ),
         migrations.AlterField(
-            model_name='enrollment',
-            name='user',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='enrollments', to=settings.AUTH_USER_MODEL),
+            model_name="enrollment",
+            name="user",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="enrollments",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='observationlink',
-            name='observer',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='observed_links', to=settings.AUTH_USER_MODEL),
+            model_name="observationlink",
+            name="observer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="observed_links",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='observationlink',
-            name='root_account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='observation_links', to='linking.account'),
+            model_name="observationlink",
+            name="root_account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="observation_links",
+                to="linking.account",
+            ),
         ),
         migrations.AlterField(
-            model_name='observationlink',
-            name='student',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='observer_links', to=settings.AUTH_USER_MODEL),
+            model_name="observationlink",
+            name="student",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="observer_links",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='pairingcode',
-            name='code_hash',
+            model_name="pairingcode",
+            name="code_hash",
             field=models.CharField(editable=False, max_length=64),
         ),
         migrations.AlterField(
-            model_name='pairingcode',
-            name='student',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='pairing_codes', to=settings.AUTH_USER_MODEL),
+            model_name="pairingcode",
+            name="student",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="pairing_codes",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='pairingcode',
-            constraint=models.UniqueConstraint(fields=('code_hash',), name='pairing_code_hash_unique'),
+            model_name="pairingcode",
+            constraint=models.UniqueConstraint(
+                fields=("code_hash",), name="pairing_code_hash_unique"
+            ),
         ),
     ]

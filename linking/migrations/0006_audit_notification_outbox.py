@@ -4,24 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0005_drop_redundant_indexes'),
+        ("linking", "0005_drop_redundant_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditevent',
-            name='emails_suppressed',
+            model_name="auditevent",
+            name="emails_suppressed",
             field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='notifications_pending',
+            model_name="auditevent",
+            name="notifications_pending",
             field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(condition=models.Q(('notifications_pending', True)), fields=['id'], name='audit_notifications_pending'),
+            model_name="auditevent",
+            index=models.Index(
+                condition=models.Q(("notifications_pending", True)),
+                fields=["id"],
+                name="audit_notifications_pending",
+            ),
         ),
     ]

@@ -5,78 +5,120 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0006_audit_notification_outbox'),
+        ("linking", "0006_audit_notification_outbox"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Term',
+            name="Term",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('sis_term_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('start_at', models.DateTimeField(blank=True, null=True)),
-                ('end_at', models.DateTimeField(blank=True, help_text='Exclusive.', null=True)),
-                ('workflow_state', models.CharField(choices=[('active', 'active'), ('deleted', 'deleted')], default='active', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("sis_term_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("start_at", models.DateTimeField(blank=True, null=True)),
+                ("end_at", models.DateTimeField(blank=True, help_text="Exclusive.", null=True)),
+                (
+                    "workflow_state",
+                    models.CharField(
+                        choices=[("active", "active"), ("deleted", "deleted")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['start_at', 'id'],
+                "ordering": ["start_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='enrollment',
-            name='sis_managed',
+            model_name="enrollment",
+            name="sis_managed",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='login',
-            name='sis_agent_ids',
-            field=models.TextField(blank=True, db_default='', default=''),
+            model_name="login",
+            name="sis_agent_ids",
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AddField(
-            model_name='login',
-            name='sis_role',
-            field=models.CharField(blank=True, db_default='', default='', max_length=32),
+            model_name="login",
+            name="sis_role",
+            field=models.CharField(blank=True, db_default="", default="", max_length=32),
         ),
         migrations.AddField(
-            model_name='observationlink',
-            name='kind',
-            field=models.CharField(blank=True, choices=[('parent', 'parent'), ('guardian', 'guardian'), ('relative', 'relative'), ('advisor', 'advisor'), ('other', 'other')], db_default='', default='', max_length=16),
+            model_name="observationlink",
+            name="kind",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("parent", "parent"),
+                    ("guardian", "guardian"),
+                    ("relative", "relative"),
+                    ("advisor", "advisor"),
+                    ("other", "other"),
+                ],
+                db_default="",
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='sisbatch',
-            name='content_hash',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="sisbatch",
+            name="content_hash",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddField(
-            model_name='sisbatch',
-            name='format',
-            field=models.CharField(choices=[('canvas', 'Canvas SIS CSV'), ('oneroster', 'OneRoster CSV')], db_default='canvas', default='canvas', max_length=16),
+            model_name="sisbatch",
+            name="format",
+            field=models.CharField(
+                choices=[("canvas", "Canvas SIS CSV"), ("oneroster", "OneRoster CSV")],
+                db_default="canvas",
+                default="canvas",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='user',
-            name='birth_date',
+            model_name="user",
+            name="birth_date",
             field=models.DateField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='sisbatch',
-            index=models.Index(fields=['root_account', 'content_hash'], name='sis_batch_hash'),
+            model_name="sisbatch",
+            index=models.Index(fields=["root_account", "content_hash"], name="sis_batch_hash"),
         ),
         migrations.AddField(
-            model_name='term',
-            name='root_account',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='terms', to='linking.account'),
+            model_name="term",
+            name="root_account",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="terms",
+                to="linking.account",
+            ),
         ),
         migrations.AddField(
-            model_name='course',
-            name='term',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='courses', to='linking.term'),
+            model_name="course",
+            name="term",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="courses",
+                to="linking.term",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='term',
-            constraint=models.UniqueConstraint(condition=models.Q(('sis_term_id__isnull', False)), fields=('root_account', 'sis_term_id'), name='term_unique_sis_id_per_root'),
+            model_name="term",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("sis_term_id__isnull", False)),
+                fields=("root_account", "sis_term_id"),
+                name="term_unique_sis_id_per_root",
+            ),
         ),
     ]

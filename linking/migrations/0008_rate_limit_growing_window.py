@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('linking', '0007_rostering'),
+        ("linking", "0007_rostering"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ratelimitcounter',
-            name='window_seconds',
+            model_name="ratelimitcounter",
+            name="window_seconds",
             field=models.FloatField(default=0),
         ),
     ]

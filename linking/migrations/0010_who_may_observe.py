@@ -7,171 +7,368 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("linking", "0009_enrollment_observer_index_led_by_student"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ComingOfAge',
+            name="ComingOfAge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('policy', models.CharField(max_length=8)),
-                ('applied_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("policy", models.CharField(max_length=8)),
+                ("applied_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-applied_at', '-id'],
+                "ordering": ["-applied_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ObservationRestriction',
+            name="ObservationRestriction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('observer_email', models.EmailField(blank=True, help_text='Also refuse anyone whose e-mail address or login id is this address.', max_length=254)),
-                ('reason', models.TextField(help_text='Seen by staff only.')),
-                ('document_reference', models.CharField(blank=True, help_text='Where the order is filed (seen by staff only).', max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ends_at', models.DateTimeField(blank=True, help_text='Empty when the order has no end date.', null=True)),
-                ('lifted_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "observer_email",
+                    models.EmailField(
+                        blank=True,
+                        help_text="Also refuse anyone whose e-mail address or login id is this address.",
+                        max_length=254,
+                    ),
+                ),
+                ("reason", models.TextField(help_text="Seen by staff only.")),
+                (
+                    "document_reference",
+                    models.CharField(
+                        blank=True,
+                        help_text="Where the order is filed (seen by staff only).",
+                        max_length=255,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "ends_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Empty when the order has no end date.", null=True
+                    ),
+                ),
+                ("lifted_at", models.DateTimeField(blank=True, editable=False, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ProtectedStudent',
+            name="ProtectedStudent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.TextField(blank=True, help_text='Seen by staff only.')),
-                ('by_sis', models.BooleanField(db_default=False, default=False, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("note", models.TextField(blank=True, help_text="Seen by staff only.")),
+                ("by_sis", models.BooleanField(db_default=False, default=False, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='account',
-            name='age_of_majority',
-            field=models.PositiveSmallIntegerField(blank=True, db_default=18, default=18, help_text='Students this old (by their birth date) approve their own new observers. Empty: no age rule.', null=True),
+            model_name="account",
+            name="age_of_majority",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                db_default=18,
+                default=18,
+                help_text="Students this old (by their birth date) approve their own new observers. Empty: no age rule.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='account',
-            name='coming_of_age_policy',
-            field=models.CharField(choices=[('keep', 'Keep the links'), ('ask', 'Ask the student to approve each link'), ('end', 'End the links')], db_default='keep', default='keep', help_text="What happens to a student's existing observers when they come of age.", max_length=8),
+            model_name="account",
+            name="coming_of_age_policy",
+            field=models.CharField(
+                choices=[
+                    ("keep", "Keep the links"),
+                    ("ask", "Ask the student to approve each link"),
+                    ("end", "End the links"),
+                ],
+                db_default="keep",
+                default="keep",
+                help_text="What happens to a student's existing observers when they come of age.",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='account',
-            name='students_may_end_links',
-            field=models.BooleanField(db_default=False, default=False, help_text="Let students under the age of majority end their observers' links."),
+            model_name="account",
+            name="students_may_end_links",
+            field=models.BooleanField(
+                db_default=False,
+                default=False,
+                help_text="Let students under the age of majority end their observers' links.",
+            ),
         ),
         migrations.AddField(
-            model_name='observationlink',
-            name='end_reason',
-            field=models.CharField(blank=True, choices=[('removed', 'removed'), ('student', 'ended by the student'), ('declined', 'declined by the student'), ('restriction', 'a restriction'), ('end_date', 'its end date passed'), ('coming_of_age', 'the student came of age')], db_default='', default='', max_length=16),
+            model_name="observationlink",
+            name="end_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("removed", "removed"),
+                    ("student", "ended by the student"),
+                    ("declined", "declined by the student"),
+                    ("restriction", "a restriction"),
+                    ("end_date", "its end date passed"),
+                    ("coming_of_age", "the student came of age"),
+                ],
+                db_default="",
+                default="",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='observationlink',
-            name='ends_at',
+            model_name="observationlink",
+            name="ends_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('link.created', 'link created'), ('link.restored', 'link restored'), ('link.deleted', 'link deleted'), ('link.pending', "link awaiting the student's approval"), ('link.refused', 'link refused by a rule'), ('link.changed', "link's kind or end date changed"), ('restriction.recorded', 'restriction recorded'), ('restriction.lifted', 'restriction lifted'), ('student.protected', 'student protected'), ('student.unprotected', 'student no longer protected'), ('student.came_of_age', 'student came of age'), ('pairing_code.issued', 'pairing code issued'), ('pairing_code.redeemed', 'pairing code redeemed'), ('pairing_code.revoked', 'pairing code revoked'), ('pairing_code.failed', 'failed pairing code attempt'), ('credentials.failed', 'failed credential check'), ('access_token.issued', 'access token issued'), ('access_token.revoked', 'access token revoked')], max_length=40),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("link.created", "link created"),
+                    ("link.restored", "link restored"),
+                    ("link.deleted", "link deleted"),
+                    ("link.pending", "link awaiting the student's approval"),
+                    ("link.refused", "link refused by a rule"),
+                    ("link.changed", "link's kind or end date changed"),
+                    ("restriction.recorded", "restriction recorded"),
+                    ("restriction.lifted", "restriction lifted"),
+                    ("student.protected", "student protected"),
+                    ("student.unprotected", "student no longer protected"),
+                    ("student.came_of_age", "student came of age"),
+                    ("pairing_code.issued", "pairing code issued"),
+                    ("pairing_code.redeemed", "pairing code redeemed"),
+                    ("pairing_code.revoked", "pairing code revoked"),
+                    ("pairing_code.failed", "failed pairing code attempt"),
+                    ("credentials.failed", "failed credential check"),
+                    ("access_token.issued", "access token issued"),
+                    ("access_token.revoked", "access token revoked"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AlterField(
-            model_name='emailnotification',
-            name='kind',
-            field=models.CharField(choices=[('new_observer.student', 'new observer (to the student)'), ('new_observer.observers', "new observer (to the student's other observers)"), ('link_removed.observer', 'link removed (to the observer)'), ('approval.student', 'a link awaits approval (to the student)'), ('staff_link.observer', 'link made by staff or SIS (to the observer)')], max_length=32),
+            model_name="emailnotification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("new_observer.student", "new observer (to the student)"),
+                    ("new_observer.observers", "new observer (to the student's other observers)"),
+                    ("link_removed.observer", "link removed (to the observer)"),
+                    ("approval.student", "a link awaits approval (to the student)"),
+                    ("staff_link.observer", "link made by staff or SIS (to the observer)"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='observationlink',
-            name='source',
-            field=models.CharField(choices=[('api', 'API'), ('pairing_code', 'pairing code'), ('credentials', 'student credentials'), ('access_token', 'student access token'), ('admin', 'staff admin'), ('sis', 'SIS import'), ('self_registration', 'parent sign-up'), ('portal', 'web page'), ('invitation', 'invitation')], default='api', max_length=32),
+            model_name="observationlink",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("api", "API"),
+                    ("pairing_code", "pairing code"),
+                    ("credentials", "student credentials"),
+                    ("access_token", "student access token"),
+                    ("admin", "staff admin"),
+                    ("sis", "SIS import"),
+                    ("self_registration", "parent sign-up"),
+                    ("portal", "web page"),
+                    ("invitation", "invitation"),
+                ],
+                default="api",
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='observationlink',
-            name='workflow_state',
-            field=models.CharField(choices=[('active', 'active'), ('pending', "awaiting the student's approval"), ('deleted', 'deleted')], default='active', max_length=16),
+            model_name="observationlink",
+            name="workflow_state",
+            field=models.CharField(
+                choices=[
+                    ("active", "active"),
+                    ("pending", "awaiting the student's approval"),
+                    ("deleted", "deleted"),
+                ],
+                default="active",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='observationlink',
-            index=models.Index(condition=models.Q(('ends_at__isnull', False)), fields=['ends_at'], name='link_ends_at'),
+            model_name="observationlink",
+            index=models.Index(
+                condition=models.Q(("ends_at__isnull", False)),
+                fields=["ends_at"],
+                name="link_ends_at",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('age_of_majority__isnull', True), models.Q(('age_of_majority__gte', 1), ('age_of_majority__lte', 99)), _connector='OR'), name='account_age_of_majority_range'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("age_of_majority__isnull", True),
+                    models.Q(("age_of_majority__gte", 1), ("age_of_majority__lte", 99)),
+                    _connector="OR",
+                ),
+                name="account_age_of_majority_range",
+            ),
         ),
         migrations.AddField(
-            model_name='comingofage',
-            name='root_account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='linking.account'),
+            model_name="comingofage",
+            name="root_account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="linking.account",
+            ),
         ),
         migrations.AddField(
-            model_name='comingofage',
-            name='student',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="comingofage",
+            name="student",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='observationrestriction',
-            name='lifted_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="observationrestriction",
+            name="lifted_by",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='observationrestriction',
-            name='observer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="observationrestriction",
+            name="observer",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='observationrestriction',
-            name='recorded_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="observationrestriction",
+            name="recorded_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='observationrestriction',
-            name='root_account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='restrictions', to='linking.account'),
+            model_name="observationrestriction",
+            name="root_account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="restrictions",
+                to="linking.account",
+            ),
         ),
         migrations.AddField(
-            model_name='observationrestriction',
-            name='student',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="observationrestriction",
+            name="student",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='protectedstudent',
-            name='recorded_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="protectedstudent",
+            name="recorded_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='protectedstudent',
-            name='root_account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='linking.account'),
+            model_name="protectedstudent",
+            name="root_account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="linking.account",
+            ),
         ),
         migrations.AddField(
-            model_name='protectedstudent',
-            name='student',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="protectedstudent",
+            name="student",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='comingofage',
-            constraint=models.UniqueConstraint(fields=('root_account', 'student'), name='coming_of_age_once_per_root'),
+            model_name="comingofage",
+            constraint=models.UniqueConstraint(
+                fields=("root_account", "student"), name="coming_of_age_once_per_root"
+            ),
         ),
         migrations.AddIndex(
-            model_name='observationrestriction',
-            index=models.Index(fields=['root_account', 'student'], name='restriction_root_student'),
+            model_name="observationrestriction",
+            index=models.Index(fields=["root_account", "student"], name="restriction_root_student"),
         ),
         migrations.AddIndex(
-            model_name='observationrestriction',
-            index=models.Index(models.F('root_account'), django.db.models.functions.text.Lower('observer_email'), name='restriction_root_email'),
+            model_name="observationrestriction",
+            index=models.Index(
+                models.F("root_account"),
+                django.db.models.functions.text.Lower("observer_email"),
+                name="restriction_root_email",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='observationrestriction',
-            constraint=models.CheckConstraint(condition=models.Q(('observer__isnull', False), models.Q(('observer_email', ''), _negated=True), _connector='OR'), name='restriction_names_a_person'),
+            model_name="observationrestriction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("observer__isnull", False),
+                    models.Q(("observer_email", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="restriction_names_a_person",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='protectedstudent',
-            constraint=models.UniqueConstraint(fields=('root_account', 'student'), name='protected_student_once_per_root'),
+            model_name="protectedstudent",
+            constraint=models.UniqueConstraint(
+                fields=("root_account", "student"), name="protected_student_once_per_root"
+            ),
         ),
     ]

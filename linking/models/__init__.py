@@ -3,13 +3,17 @@
 from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
+from .developer_keys import AuthorizationCode, DeveloperKey
 from .invitations import GuardianInvitation
 from .links import LinkEnd, LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
     EmailNotification,
+    EmailPreference,
     NotificationSettings,
+    PeriodicTaskRun,
     UnrecognisedLinkReport,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -36,12 +40,15 @@ __all__ = [
     "AuditAction",
     "AuditEvent",
     "AuditSource",
+    "AuthorizationCode",
     "ComingOfAge",
     "ComingOfAgePolicy",
     "Course",
     "CourseRoleOverride",
     "DeliveryStatus",
+    "DeveloperKey",
     "EmailNotification",
+    "EmailPreference",
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
@@ -55,6 +62,7 @@ __all__ = [
     "ObservationLink",
     "ObservationRestriction",
     "PairingCode",
+    "PeriodicTaskRun",
     "Permission",
     "ProtectedStudent",
     "RateLimitCounter",
@@ -65,6 +73,7 @@ __all__ = [
     "Term",
     "UnrecognisedLinkReport",
     "User",
+    "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
     "derive_sortable_name",

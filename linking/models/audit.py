@@ -33,6 +33,8 @@ class AuditAction(models.TextChoices):
     SSO_SIGNED_IN = "sso.signed_in", _("signed in with single sign-on")
     SSO_REFUSED = "sso.refused", _("single sign-on refused (no matching login)")
     SSO_CONFIGURED = "sso.configured", _("single sign-on provider saved")
+    DEVELOPER_KEY_CREATED = "developer_key.created", _("developer key created")
+    DEVELOPER_KEY_CHANGED = "developer_key.changed", _("developer key changed")
 
 
 class AuditSource(models.TextChoices):
@@ -99,6 +101,9 @@ class AuditEvent(models.Model):
     # planned yet; emails_suppressed records a notifications.suppressed() block.
     notifications_pending = models.BooleanField(default=False, db_default=False, editable=False)
     emails_suppressed = models.BooleanField(default=False, db_default=False, editable=False)
+    # What the webhook payload says about the people, the link and the actor,
+    # as they were when the event was recorded (not when it is planned or sent).
+    snapshot = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -5,6 +5,7 @@ from the pending audit events that caused them and delivered by
 ``manage.py send_queued_notifications``.
 """
 
+import base64
 import secrets
 
 from django.core.validators import URLValidator
@@ -24,8 +25,12 @@ WEBHOOK_EVENTS = [
 ]
 
 
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
 def generate_webhook_secret() -> str:
-    return secrets.token_hex(32)
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class NotificationSettings(models.Model):
@@ -162,12 +167,25 @@ class WebhookEndpoint(models.Model):
     secret = models.CharField(
         max_length=128,
         default=generate_webhook_secret,
-        help_text=_("Shared secret for the X-Observers-Signature HMAC-SHA256 header."),
+        help_text=_(
+            "Standard Webhooks signing secret (whsec_ followed by base64); the receiver "
+            "verifies the webhook-signature header with it."
+        ),
     )
+    # While a rotation's overlap lasts, every post is signed with both secrets.
+    previous_secret = models.CharField(max_length=128, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     events = models.JSONField(
         default=list, blank=True, help_text=_("Event types this endpoint receives.")
     )
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Turned off, the endpoint gets no new events; deliveries already queued wait "
+            "and are sent when it is turned on again."
+        ),
+    )
+    disabled_reason = models.CharField(max_length=255, blank=True, editable=False)
     description = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -193,6 +211,9 @@ class WebhookDelivery(models.Model):
         related_name="webhook_deliveries",
     )
     event_type = models.CharField(max_length=40)
+    # Deliveries of one link (or pairing code) to one endpoint are posted in
+    # the order of their events: a later one waits while an earlier one is pending.
+    order_key = models.CharField(max_length=64, blank=True)
     body = models.TextField(help_text=_("The exact JSON body that is signed and posted."))
     status = models.CharField(max_length=16, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -203,6 +224,10 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A sender owns the row until claimed_until; claim_token fences off a
+    # sender whose claim was taken over (see services.notifications).
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -217,10 +242,96 @@ class WebhookDelivery(models.Model):
                 violation_error_message=_("This event has already been queued for this webhook."),
             ),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+            # The claim's scan, in event order ...
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=Q(status="pending"),
+                name="webhook_pending_order",
+            ),
+            # ... and the few rows that can hold a link's later deliveries back.
+            models.Index(
+                fields=["endpoint", "order_key"],
+                condition=Q(status="pending")
+                & (Q(claimed_until__isnull=False) | Q(attempts__gt=0)),
+                name="webhook_pending_busy",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} to {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, how long, what the receiver answered."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    attempted_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery_id", "id"]
+        indexes = [models.Index(fields=["delivery", "id"], name="webhook_attempt_delivery")]
+
+    def __str__(self) -> str:
+        return f"Attempt at {self.attempted_at:%Y-%m-%d %H:%M:%S}: {self.status_code or self.error}"
+
+
+class EmailPreference(models.Model):
+    """Which notification e-mails one person turned off in one root account.
+
+    Only the event e-mails of ``EmailNotification.Kind`` are subject to it;
+    transactional e-mails (sign-in, password reset, invitations) are not.
+    """
+
+    user = models.ForeignKey("linking.User", on_delete=models.CASCADE, related_name="+")
+    root_account = models.ForeignKey("linking.Account", on_delete=models.CASCADE, related_name="+")
+    muted_kinds = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "root_account"],
+                name="email_preference_one_per_person",
+                violation_error_message=_(
+                    "This person already has e-mail preferences at this school."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"E-mail preferences of user {self.user_id} in root account {self.root_account_id}"
+
+
+class PeriodicTaskRun(models.Model):
+    """One run of a periodic task, claimed by the scheduler that enqueued it.
+
+    The unique (name, slot) pair is how several schedulers (one per worker)
+    enqueue each period's run exactly once.
+    """
+
+    name = models.CharField(max_length=200)
+    slot = models.DateTimeField()
+    enqueued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "slot"],
+                name="periodic_run_once_per_slot",
+                violation_error_message=_("This periodic task already ran in this period."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.slot:%Y-%m-%d %H:%M:%S}"
 
 
 class UnrecognisedLinkReport(models.Model):

@@ -200,6 +200,24 @@ class AccessToken(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # OAuth2 tokens belong to a developer key (and its school); tokens staff
+    # issue by hand have none.
+    developer_key = models.ForeignKey(
+        "linking.DeveloperKey",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="access_tokens",
+        editable=False,
+    )
+    scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Endpoints the token may call; empty means every endpoint."),
+    )
+    refresh_token_hash = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False
+    )
 
     objects = AccessTokenQuerySet.as_manager()
 

@@ -69,6 +69,9 @@ class ObservationRestriction(models.Model):
             models.CheckConstraint(
                 condition=Q(observer__isnull=False) | ~Q(observer_email=""),
                 name="restriction_names_a_person",
+                violation_error_message=_(
+                    "Name the person: choose a user or give an e-mail address."
+                ),
             ),
         ]
         indexes = [
@@ -99,7 +102,9 @@ class ProtectedStudent(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["root_account", "student"], name="protected_student_once_per_root"
+                fields=["root_account", "student"],
+                name="protected_student_once_per_root",
+                violation_error_message=_("This student is already protected at this school."),
             ),
         ]
 
@@ -121,7 +126,11 @@ class ComingOfAge(models.Model):
         ordering = ["-applied_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["root_account", "student"], name="coming_of_age_once_per_root"
+                fields=["root_account", "student"],
+                name="coming_of_age_once_per_root",
+                violation_error_message=_(
+                    "This student's coming of age is already recorded at this school."
+                ),
             ),
         ]
 

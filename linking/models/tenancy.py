@@ -150,6 +150,9 @@ class Account(models.Model):
                 condition=Q(age_of_majority__isnull=True)
                 | (Q(age_of_majority__gte=1) & Q(age_of_majority__lte=99)),
                 name="account_age_of_majority_range",
+                violation_error_message=_(
+                    "The age of majority must be between 1 and 99, or empty for none."
+                ),
             ),
             models.UniqueConstraint(
                 fields=["root_account", "sis_account_id"],
@@ -194,6 +197,7 @@ class Permission(models.TextChoices):
     )
     READ_SIS = "read_sis", _("SIS data - read")
     VIEW_USER_LOGINS = "view_user_logins", _("Users - view login ids")
+    READ_ROSTER = "read_roster", _("Users - view list (enrollments and courses of the school)")
 
 
 class Role(models.Model):
@@ -213,6 +217,7 @@ class Role(models.Model):
     generate_observer_pairing_code = models.BooleanField(default=False)
     read_sis = models.BooleanField(default=False)
     view_user_logins = models.BooleanField(default=False)
+    read_roster = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

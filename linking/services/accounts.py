@@ -24,6 +24,7 @@ def builtin_admin_role() -> Role:
             "generate_observer_pairing_code": True,
             "read_sis": True,
             "view_user_logins": True,
+            "read_roster": True,
         },
     )
     return role

@@ -1,7 +1,7 @@
 """Writing the audit trail. Only services call this."""
 
 from ..models import AuditEvent
-from . import notifications
+from . import notifications, webhooks
 from .context import Actor
 
 
@@ -20,13 +20,31 @@ def record_event(
 
     The event is the outbox: it commits or rolls back with the change, and
     ``notifications.plan_pending`` (run by the sender) later turns it into
-    e-mails and webhook deliveries, so a request pays for none of that.
+    e-mails and webhook deliveries, so a request pays for none of that. An
+    event that may notify carries a snapshot of what its webhook payload
+    says, taken now from the objects at hand, so the payload describes the
+    change as it happened, whatever happens to the link afterwards.
     """
     pending = notifications.may_notify(action, root_account)
+    actor_user = actor.user if actor.user is not None and actor.user.pk else None
+    snapshot = (
+        webhooks.snapshot_for(
+            action=action,
+            source=actor.source,
+            actor_user=actor_user,
+            root_account=root_account,
+            observer=observer,
+            student=student,
+            link=link,
+            pairing_code=pairing_code,
+        )
+        if pending
+        else None
+    )
     return AuditEvent.objects.create(
         action=action,
         source=actor.source,
-        actor=actor.user if actor.user is not None and actor.user.pk else None,
+        actor=actor_user,
         root_account=root_account,
         observer=observer,
         student=student,
@@ -38,4 +56,5 @@ def record_event(
         detail=detail or {},
         notifications_pending=pending,
         emails_suppressed=pending and notifications.emails_suppressed(),
+        snapshot=snapshot,
     )

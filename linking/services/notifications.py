@@ -3,12 +3,14 @@
 The audit trail is the outbox: ``audit.record_event`` marks each event that
 may notify someone (``notifications_pending``) in the same transaction as
 the change, so a rolled-back change notifies no one, and a request spends
-nothing on notifications. ``manage.py send_queued_notifications`` first plans
-the pending events in bulk (``plan_pending``: who is told what, from the
-root account's settings and webhook endpoints at that moment), then delivers
-the queue with retries and exponential back-off.
+nothing on notifications. The task worker (``linking.tasks``) sees pending
+events within a second, plans them in bulk (``plan_pending``: who is told
+what, from the root account's settings, each person's preferences and the
+webhook endpoints at that moment), then delivers the queue with retries and
+exponential back-off (``services.deliveries``).
 
-Who gets what (each can be turned off per root account in NotificationSettings):
+Who gets what (each can be turned off per root account in NotificationSettings,
+and per person on their preferences page, linked from every e-mail):
 
 - link created or restored: the student, and the student's other observers in
   that root account, with a signed "this wasn't me" link;
@@ -27,18 +29,20 @@ other systems need to see every change.
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from ..models import (
     Account,
@@ -46,6 +50,7 @@ from ..models import (
     AuditEvent,
     DeliveryStatus,
     EmailNotification,
+    EmailPreference,
     LinkSource,
     NotificationSettings,
     ObservationLink,
@@ -54,20 +59,17 @@ from ..models import (
     User,
     WebhookDelivery,
 )
+from . import deliveries as _deliveries
 from . import webhooks
 from .context import Actor
+from .deliveries import CLAIM_MARGIN_SECONDS, DeliveryReport
 from .errors import LinkingError
 
 logger = logging.getLogger(__name__)
 
 Kind = EmailNotification.Kind
 
-DEFAULT_MAX_ATTEMPTS = 6
-DEFAULT_RETRY_BASE_SECONDS = 60
-MAX_RETRY_DELAY = timedelta(hours=6)
-# A claimed row is not picked up by another worker for this long; if the
-# worker dies mid-send the row becomes due again afterwards.
-CLAIM_LEASE = timedelta(minutes=5)
+PREFERENCES_SALT = "linking.notifications.preferences"
 REPORT_SALT = "linking.notifications.unrecognised-link"
 REPORT_MAX_AGE = timedelta(days=30)
 
@@ -179,6 +181,12 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
     if emails:
+        muted = _muted_kinds({(email.recipient_id, email.root_account_id) for email in emails})
+        emails = [
+            email
+            for email in emails
+            if email.kind not in muted.get((email.recipient_id, email.root_account_id), ())
+        ]
         EmailNotification.objects.bulk_create(emails, batch_size=1000)
 
 
@@ -364,8 +372,13 @@ def render_email(message: EmailNotification) -> EmailNotification:
         }
         subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
         message.subject = subject[:255]
-        message.body_text = render_to_string(f"{template}.txt", context)
-        message.body_html = render_to_string(f"{template}.html", context)
+        preferences = unsubscribe_url(recipient=recipient, root_account=message.root_account)
+        message.body_text = render_to_string(f"{template}.txt", context) + _preferences_footer(
+            preferences
+        )
+        message.body_html = _with_preferences_link(
+            render_to_string(f"{template}.html", context), preferences
+        )
     return message
 
 
@@ -376,12 +389,100 @@ def _source_label(source: str) -> str:
         return source
 
 
+def absolute_url(root_account: Account | None, path: str) -> str:
+    """``path`` on the root account's host, with the scheme and port of ``OBSERVERS_BASE_URL``.
+
+    A root account without a domain uses the base URL's host. The one
+    setting keeps every link in e-mails on the port the service answers on.
+    """
+    base = urlsplit(settings.OBSERVERS_BASE_URL)
+    host = (root_account.domain if root_account is not None else "") or base.hostname
+    netloc = f"{host}:{base.port}" if base.port else host
+    return f"{base.scheme}://{netloc}{base.path.rstrip('/')}{path}"
+
+
 def report_url(*, event: AuditEvent, recipient: User) -> str:
     """The absolute, signed "this wasn't me" URL on the root account's own host."""
     token = signing.dumps({"e": event.pk, "u": recipient.pk}, salt=REPORT_SALT)
-    host = event.root_account.domain or settings.OBSERVERS_DEFAULT_DOMAIN or "localhost"
-    scheme = "https" if settings.PRODUCTION else "http"
-    return f"{scheme}://{host}{reverse('notifications:report', args=[token])}"
+    return absolute_url(event.root_account, reverse("notifications:report", args=[token]))
+
+
+# Preferences -------------------------------------------------------------------
+
+
+class InvalidPreferencesLink(LinkingError):
+    code = "invalid_preferences_link"
+    default_message = "This link is not valid."
+
+
+class UnknownEmailKind(LinkingError):
+    code = "unknown_email_kind"
+    default_message = "There is no such kind of e-mail."
+
+
+def _muted_kinds(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], set[str]]:
+    """Kinds each (person, root account) turned off: one query for a whole plan."""
+    if not pairs:
+        return {}
+    rows = EmailPreference.objects.filter(
+        user_id__in={user for user, _ in pairs}, root_account_id__in={root for _, root in pairs}
+    ).values_list("user_id", "root_account_id", "muted_kinds")
+    return {(user, root): set(kinds or []) for user, root, kinds in rows}
+
+
+def preferences_from_token(token: str) -> tuple[User, Account]:
+    """The person and root account a preferences link was made for. Raises InvalidPreferencesLink.
+
+    The link carries no expiry: it sits in every e-mail, and a person may
+    want to unsubscribe from an old one. It only ever changes what that
+    person is e-mailed.
+    """
+    try:
+        data = signing.loads(token, salt=PREFERENCES_SALT)
+        user_id, root_id = int(data["u"]), int(data["r"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvalidPreferencesLink() from exc
+    user = User.objects.filter(pk=user_id).first()
+    root_account = Account.objects.filter(pk=root_id, parent__isnull=True).first()
+    if user is None or root_account is None:
+        raise InvalidPreferencesLink()
+    return user, root_account
+
+
+# Kinds a person may turn off. A link awaiting an adult student's approval
+# asks them to decide (who may observe them): like a password reset it is not
+# subject to preferences, or a pending link could wait unseen.
+PREFERENCE_KINDS = [kind for kind in Kind.values if kind != Kind.APPROVAL_TO_STUDENT]
+
+
+def muted_kinds_for(*, user: User, root_account: Account) -> set[str]:
+    found = EmailPreference.objects.filter(user=user, root_account=root_account).first()
+    return set(found.muted_kinds or []) if found else set()
+
+
+@transaction.atomic
+def set_email_preferences(*, user: User, root_account: Account, muted_kinds: Iterable[str]) -> None:
+    """Rule: a person chooses which notification e-mails (kinds) they get in a root account.
+
+    Raises UnknownEmailKind for a kind that does not exist. E-mails already
+    queued are not recalled; the planner leaves muted kinds out from now on.
+    Transactional e-mails (sign-in, password reset, a link awaiting the
+    student's approval) are not affected.
+    """
+    kinds = sorted(set(muted_kinds))
+    for kind in kinds:
+        if kind not in PREFERENCE_KINDS:
+            raise UnknownEmailKind()
+    EmailPreference.objects.update_or_create(
+        user=user,
+        root_account=root_account,
+        defaults={"muted_kinds": kinds, "updated_at": timezone.now()},
+    )
+
+
+def unsubscribe_all(*, user: User, root_account: Account) -> None:
+    """One-click unsubscribe (RFC 8058): turn off every notification e-mail in the root account."""
+    set_email_preferences(user=user, root_account=root_account, muted_kinds=PREFERENCE_KINDS)
 
 
 # "This wasn't me" -------------------------------------------------------------
@@ -447,84 +548,72 @@ def recent_for(user: User, root_account: Account | None, limit: int = 5) -> list
 # Delivery ----------------------------------------------------------------------
 
 
-@dataclass
-class DeliveryReport:
-    """Counts of one delivery pass."""
-
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def processed(self) -> int:
-        return self.sent + self.retrying + self.failed
-
-    def add(self, other: "DeliveryReport") -> "DeliveryReport":
-        return DeliveryReport(
-            sent=self.sent + other.sent,
-            retrying=self.retrying + other.retrying,
-            failed=self.failed + other.failed,
-            errors=self.errors + other.errors,
-        )
-
-
-def max_attempts() -> int:
-    return int(getattr(settings, "OBSERVERS_NOTIFICATION_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential back-off after the ``attempts``-th failure: base, 2x base, 4x base, ..."""
-    base = int(
-        getattr(settings, "OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS)
-    )
-    return min(timedelta(seconds=base * 2 ** max(attempts - 1, 0)), MAX_RETRY_DELAY)
-
-
-def _next_attempt(attempts: int, now: datetime) -> datetime | None:
-    return None if attempts >= max_attempts() else now + retry_delay(attempts)
-
-
-def _claim(model, *, batch: int, now: datetime) -> list[int]:
-    # Two workers running the command at once must not send a row twice:
-    # rows are locked (skipping ones another worker holds), counted as an
-    # attempt and pushed one lease ahead before anything is sent.
+def _claim_emails(*, batch: int, now: datetime) -> tuple[list[int], datetime]:
+    # Two workers sending at once must not send a row twice: rows are locked
+    # (skipping ones another worker holds) and pushed one claim ahead before
+    # anything is sent; the sender starts no message the claim could not cover.
+    until = now + timedelta(seconds=_deliveries.claim_seconds())
     with transaction.atomic():
-        due = model.objects.due(now).order_by("next_attempt_at", "id")
+        due = EmailNotification.objects.due(now).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:batch])
-        model.objects.filter(pk__in=ids).update(
-            attempts=F("attempts") + 1, next_attempt_at=now + CLAIM_LEASE
-        )
-    return ids
+        EmailNotification.objects.filter(pk__in=ids).update(next_attempt_at=until)
+    return ids, until
+
+
+def unsubscribe_url(*, recipient: User, root_account: Account) -> str:
+    """The absolute, signed link to a person's e-mail preferences in one root account."""
+    token = signing.dumps({"u": recipient.pk, "r": root_account.pk}, salt=PREFERENCES_SALT)
+    return absolute_url(root_account, reverse("notifications:preferences", args=[token]))
 
 
 def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
-    """Send queued e-mails that are due; a failure is retried with back-off, then given up."""
+    """Send queued e-mails that are due; a failure is retried with back-off, then given up.
+
+    Each message carries ``List-Unsubscribe`` (with RFC 8058 one-click) and a
+    link to the recipient's preferences page.
+    """
+    started = time.monotonic()
     now = timezone.now()
     report = DeliveryReport()
-    ids = _claim(EmailNotification, batch=batch, now=now)
+    ids, _until = _claim_emails(batch=batch, now=now)
     if not ids:
         return report
+    last_start = (
+        started + _deliveries.claim_seconds() - settings.EMAIL_TIMEOUT - CLAIM_MARGIN_SECONDS
+    )
     mail_connection = get_connection()
     messages = EmailNotification.objects.filter(pk__in=ids).select_related(*_RENDER_RELATED)
     for message in messages.order_by("id"):
+        if time.monotonic() > last_start:
+            # Not started: due again right away, for this task's next round or another's.
+            EmailNotification.objects.filter(pk=message.pk).update(next_attempt_at=now)
+            report.more = True
+            continue
+        message.attempts += 1
         if not message.subject:
             render_email(message)
             if not message.subject:  # its event or recipient is gone: nothing to say
                 message.status = DeliveryStatus.FAILED
                 message.last_error = "nothing to send: the event or the recipient no longer exists"
-                message.save(update_fields=["status", "last_error"])
+                message.save(update_fields=["status", "attempts", "last_error"])
                 report.failed += 1
                 continue
             message.save(update_fields=["subject", "body_text", "body_html"])
+        headers = {"Auto-Submitted": "auto-generated"}
+        if message.recipient is not None:
+            preferences = unsubscribe_url(
+                recipient=message.recipient, root_account=message.root_account
+            )
+            headers["List-Unsubscribe"] = f"<{preferences}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body_text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[message.to_email],
-            headers={"Auto-Submitted": "auto-generated"},
+            headers=headers,
             connection=mail_connection,
         )
         email.attach_alternative(message.body_html, "text/html")
@@ -532,7 +621,9 @@ def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
             email.send()
         except Exception as exc:  # any failure of the mail server is retried
             error = f"{type(exc).__name__}: {exc}"[:1000]
-            next_at = _next_attempt(message.attempts, now)
+            next_at = _deliveries.next_attempt_at(
+                created_at=message.created_at, attempts=message.attempts, now=timezone.now()
+            )
             message.last_error = error
             if next_at is None:
                 message.status = DeliveryStatus.FAILED
@@ -542,45 +633,29 @@ def deliver_due_emails(*, batch: int = 100) -> DeliveryReport:
                 message.next_attempt_at = next_at
                 report.retrying += 1
             report.errors.append(error)
-            message.save(update_fields=["status", "next_attempt_at", "last_error"])
+            message.save(update_fields=["status", "attempts", "next_attempt_at", "last_error"])
             continue
         message.status = DeliveryStatus.SENT
-        message.sent_at = now
+        message.sent_at = timezone.now()
         message.last_error = ""
-        message.save(update_fields=["status", "sent_at", "last_error"])
+        message.save(update_fields=["status", "attempts", "sent_at", "last_error"])
         report.sent += 1
     return report
 
 
+def _preferences_footer(url: str) -> str:
+    """The text e-mail's last lines (rendered inside the message's language)."""
+    return "\n-- \n" + _("Choose which e-mails you get: %(url)s") % {"url": url} + "\n"
+
+
+def _with_preferences_link(html: str, url: str) -> str:
+    link = format_html('<p><a href="{}">{}</a></p>', url, _("Choose which e-mails you get"))
+    return html.replace("</body>", f"{link}</body>", 1) if "</body>" in html else html + link
+
+
 def deliver_due_webhooks(*, batch: int = 100) -> DeliveryReport:
-    """Post queued webhook deliveries that are due; non-2xx answers are retried, then given up."""
-    now = timezone.now()
-    report = DeliveryReport()
-    ids = _claim(WebhookDelivery, batch=batch, now=now)
-    for delivery in WebhookDelivery.objects.filter(pk__in=ids).select_related("endpoint"):
-        if not delivery.endpoint.is_active:
-            status_code, excerpt, error = None, "", "endpoint deactivated"
-            next_at = None
-        else:
-            status_code, excerpt, error = webhooks.post(delivery, now=now)
-            next_at = _next_attempt(delivery.attempts, now)
-        webhooks.record_attempt(
-            delivery,
-            now=now,
-            status_code=status_code,
-            excerpt=excerpt,
-            error=error,
-            next_attempt_at=next_at,
-        )
-        if delivery.status == DeliveryStatus.SENT:
-            report.sent += 1
-        elif delivery.status == DeliveryStatus.FAILED:
-            report.failed += 1
-            report.errors.append(error)
-        else:
-            report.retrying += 1
-            report.errors.append(error)
-    return report
+    """One batch of due webhook deliveries per endpoint (see ``services.deliveries``)."""
+    return _deliveries.deliver_due_webhooks(batch=batch)
 
 
 def deliver_due(*, batch: int = 100) -> DeliveryReport:
@@ -591,20 +666,19 @@ def deliver_due(*, batch: int = 100) -> DeliveryReport:
 
 @transaction.atomic
 def retry_now(*, emails=(), deliveries=()) -> int:
-    """Put failed or pending messages back in the queue, due now, with a fresh attempt count."""
+    """Queue messages again, due now: failed or pending e-mails, and any webhook delivery.
+
+    A sent e-mail is not sent twice (people do not want the same e-mail
+    again); a webhook delivery is, with its original ``webhook-id``, since a
+    receiver may have lost what it got (see ``deliveries.send_again``).
+    """
     now = timezone.now()
-    values = {"status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now}
     count = (
         EmailNotification.objects.filter(pk__in=[item.pk for item in emails])
         .exclude(status=DeliveryStatus.SENT)
-        .update(**values)
+        .update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now)
     )
-    count += (
-        WebhookDelivery.objects.filter(pk__in=[item.pk for item in deliveries])
-        .exclude(status=DeliveryStatus.SENT)
-        .update(**values)
-    )
-    return count
+    return count + _deliveries.send_again(deliveries=deliveries)
 
 
 @transaction.atomic

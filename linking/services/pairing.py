@@ -80,15 +80,17 @@ CODE_HINT_LENGTH = 2
 def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     """Issue a new code for a student of the root account.
 
-    Raises FeatureDisabled when the root account has pairing codes off and
-    NotAuthorized when the student has no live student enrollment there,
-    is protected (services.rules: codes are how people link themselves, and
-    a protected student is linked by staff only; the refusal is audited) or
+    Raises FeatureDisabled when the root account has pairing codes off or
+    its self-registration off (Canvas: parents could not sign up with the
+    code), and NotAuthorized when the student has no live student enrollment
+    there, is protected (services.rules: codes are how people link
+    themselves, and a protected student is linked by staff only; the refusal
+    is audited) or
     the acting user may not generate codes for them (a system actor, such as
     a management command, may). A student holds at most five active codes:
     issuing a sixth revokes the oldest.
     """
-    if not root_account.pairing_codes_enabled:
+    if not root_account.pairing_codes_enabled or not root_account.self_registration_on:
         raise FeatureDisabled()
     if not is_pairable_student(student, root_account):
         raise NotAuthorized()

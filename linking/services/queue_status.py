@@ -1,9 +1,10 @@
 """How much background work is waiting: the one place metrics and readiness read it from.
 
-Today the queue is the notification outbox: audit events whose e-mails and
-webhook posts are not planned yet, and planned e-mails and webhook
-deliveries not yet sent. When background work moves to a task framework,
-only this function changes.
+The queue people care about is the notification outbox: audit events whose
+e-mails and webhook posts are not planned yet, and planned e-mails and
+webhook deliveries not yet sent. The task framework's own rows (django-tasks)
+are plumbing that carries this work: a stuck worker shows here as outbox
+items growing older, whichever task backend runs.
 """
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """Turning Canvas user references (``self``, ids, ``sis_*:`` forms) into users."""
 
 import re
+import uuid
 
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -26,10 +27,12 @@ def resolve_user(
 ) -> User:
     """Find the user a path segment names, or raise NotFound.
 
-    ``self`` is the caller; a plain integer is a user id; ``sis_user_id:``,
-    ``sis_login_id:`` (case-insensitive) and ``sis_integration_id:`` are
-    looked up among the logins of the current root account only, so one
-    school's SIS ids never reach another school's users.
+    ``self`` is the caller; a plain integer is a user id; ``uuid:`` is the
+    user's uuid; ``sis_user_id:``, ``sis_login_id:`` (case-insensitive) and
+    ``sis_integration_id:`` are looked up among the logins of the current
+    root account only, so one school's SIS ids never reach another school's
+    users. ``hex:`` before a SIS form means its value is hex-encoded UTF-8
+    (Canvas's form for ids with awkward characters such as ``/``).
     """
     reference = (reference or "").strip()
     if reference == "self":
@@ -48,6 +51,21 @@ def resolve_user(
             raise NotFound()
         return user
     prefix, sep, value = reference.partition(":")
+    if prefix == "uuid" and sep:
+        try:
+            wanted = uuid.UUID(value)
+        except ValueError as error:
+            raise NotFound() from error
+        user = users.filter(uuid=wanted).first()
+        if user is None:
+            raise NotFound()
+        return user
+    if prefix == "hex" and sep:
+        prefix, sep, encoded = value.partition(":")
+        try:
+            value = bytes.fromhex(encoded).decode("utf-8")
+        except ValueError as error:  # odd length, not hex, or not UTF-8
+            raise NotFound() from error
     if sep and prefix in _SIS_FORMS and value:
         field = _SIS_FORMS[prefix]
         logins = Login.objects.filter(root_account=root_account).exclude(

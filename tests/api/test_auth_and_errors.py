@@ -256,3 +256,37 @@ def test_unknown_include_is_ignored(api, parent, student, default_account, link)
     )
     assert response.status_code == 200
     assert [row["id"] for row in response.json()] == [student.pk]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users/self/",
+        "/api/v1/users/self/observees/",
+        "/api/v1/users/self/observers/",
+        "/api/v1/users/self/enrollments/",
+        "/api/v1/courses/",
+    ],
+)
+def test_trailing_slash_is_the_same_resource(api, parent, path):
+    """Canvas's routes take an optional trailing slash; the same answer, byte for byte."""
+    client = api(parent)
+    with_slash = client.get(path)
+    without = client.get(path.rstrip("/"))
+    assert with_slash.status_code == without.status_code == 200
+    assert with_slash.content == without.content
+
+
+def test_trailing_slash_on_unknown_paths_is_still_404(api, parent):
+    assert api(parent).get("/api/v1/nothing/").status_code == 404
+    assert api(parent).get("/api/v1/users/self/observees//").status_code == 404
+
+
+def test_hex_and_uuid_user_ids_in_paths(api, parent, student, default_account, link):
+    link(parent, student, default_account)
+    parent.logins.filter(root_account=default_account).update(sis_user_id="P/1")
+    hexed = b"P/1".hex()
+    for reference in (f"hex:sis_user_id:{hexed}", f"uuid:{parent.uuid}", f"uuid:{parent.uuid.hex}"):
+        response = api(parent).get(f"/api/v1/users/{reference}/observees")
+        assert response.status_code == 200, reference
+        assert [row["id"] for row in response.json()] == [student.pk]

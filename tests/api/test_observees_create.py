@@ -196,12 +196,16 @@ def test_refused_pairing_code_is_not_burnt(
     )
 
 
-def test_own_pairing_code_is_422_cannot_observe_self(api, enrolled_student, default_account):
-    """Difference from Canvas (200, nothing linked): a self-link is refused with its message."""
+def test_own_pairing_code_is_422_unknown_observee(api, enrolled_student, default_account):
+    """Difference from Canvas (200, nothing linked): a self-link is refused, in Canvas's words.
+
+    Canvas answers a self-link by credentials "Unknown observee." (422); the
+    same words serve every way of linking yourself.
+    """
     code = code_for(enrolled_student, default_account)
     response = api(enrolled_student).post("/api/v1/users/self/observees", {"pairing_code": code})
     assert response.status_code == 422
-    assert error_message(response) == "Cannot observe yourself"
+    assert response.json() == {"errors": [{"message": "Unknown observee."}]}
     assert PairingCode.objects.get().workflow_state == "active"
 
 
@@ -246,7 +250,20 @@ def test_access_token_without_common_school_is_422(api, parent, external_student
 def test_own_access_token_is_422(api, parent, token_for):
     response = api(parent).post("/api/v1/users/self/observees", {"access_token": token_for(parent)})
     assert response.status_code == 422
-    assert error_message(response) == "Cannot observe yourself"
+    assert error_message(response) == "Unknown observee."
+    assert linked_student_ids(parent) == []
+
+
+def test_own_credentials_are_422_unknown_observee(api, parent, default_account):
+    """Canvas: linking yourself with your own login and password is "Unknown observee."."""
+    login = parent.logins.get(root_account=default_account)
+    response = api(parent).post(
+        "/api/v1/users/self/observees",
+        {"observee[unique_id]": login.unique_id, "observee[password]": TEST_PASSWORD},
+    )
+    assert response.status_code == 422
+    assert response.json() == {"errors": [{"message": "Unknown observee."}]}
+    assert linked_student_ids(parent) == []
 
 
 def test_the_student_token_does_not_authenticate(api, parent, student, token_for):

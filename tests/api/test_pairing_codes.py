@@ -3,9 +3,10 @@
 import datetime as dt
 import re
 
+import pytest
 from django.utils import timezone
 
-from linking.models import AuditAction, AuditEvent, EnrollmentType, PairingCode
+from linking.models import AuditAction, AuditEvent, EnrollmentType, PairingCode, SelfRegistration
 from linking.services import accounts as account_services
 from linking.services.enrollments import enroll_user
 from tests import factories
@@ -17,11 +18,26 @@ def url(user) -> str:
 
 
 def test_codes_switched_off_is_401(api, enrolled_student, default_account):
-    """Canvas turns codes off with self-registration "none"; here the school's switch does it."""
+    """The school's own switch turns codes off, whatever its self-registration."""
     default_account.pairing_codes_enabled = False
     default_account.save()
     assert_unauthorized(api(enrolled_student).post(url(enrolled_student)))
     assert not PairingCode.objects.exists()
+
+
+@pytest.mark.parametrize("caller", ["enrolled_student", "allowed_admin"])
+def test_self_registration_off_is_401_as_in_canvas(
+    api, enrolled_student, default_account, caller, request
+):
+    """Canvas (§2.8 step 1): no codes where parents cannot self-register, admins included."""
+    default_account.self_registration = SelfRegistration.NONE
+    default_account.save()
+    assert_unauthorized(api(request.getfixturevalue(caller)).post(url(enrolled_student)))
+    assert not PairingCode.objects.exists()
+    default_account.self_registration = SelfRegistration.OBSERVER
+    default_account.save()
+    assert api(enrolled_student).post(url(enrolled_student)).status_code == 200
+    assert PairingCode.objects.count() == 1
 
 
 def test_student_creates_own_code(api, enrolled_student, frozen_now):

@@ -183,3 +183,33 @@ def test_put_and_delete_are_fixed(api, make_user, default_account, family, link,
 
 def test_host_header_used(api, parent):
     assert api(parent).get("/api/v1/users/self").wsgi_request.get_host() == DEFAULT_HOST
+
+
+@pytest.mark.parametrize("n", LINK_COUNTS)
+def test_observer_enrollments_as_parent(api, parent, family, django_assert_num_queries, n):
+    family(n)
+    client = api(parent)
+    warm(client)
+    # tenant, token, the page (enrollments with their courses, users and root accounts)
+    with django_assert_num_queries(3):
+        response = client.get("/api/v1/users/self/enrollments", {"per_page": 100})
+    assert len(response.json()) == n
+    # observed_users: one more for the students and their enrollments
+    with django_assert_num_queries(4):
+        response = client.get(
+            "/api/v1/users/self/enrollments", {"per_page": 100, "include[]": "observed_users"}
+        )
+    assert all(row["observed_user"]["enrollments"] for row in response.json())
+
+
+@pytest.mark.parametrize("n", LINK_COUNTS)
+def test_courses_as_parent(api, parent, family, django_assert_num_queries, n):
+    family(n)
+    client = api(parent)
+    warm(client)
+    # tenant, token, the user's enrollments with their courses and terms, the observed
+    # students' enrollments
+    with django_assert_num_queries(4):
+        response = client.get("/api/v1/courses", {"include[]": "observed_users"})
+    assert len(response.json()) == 1
+    assert len(response.json()[0]["enrollments"]) == 2 * n

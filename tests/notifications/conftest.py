@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -10,6 +11,12 @@ from linking.models import LinkSource
 from linking.services import notifications
 from linking.services.context import Actor
 from linking.services.links import link_observer
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_jitter(settings):
+    """Retry times exact to the second (test_retries.py checks the jitter itself)."""
+    settings.OBSERVERS_NOTIFICATION_RETRY_JITTER = 0
 
 
 @pytest.fixture
@@ -59,32 +66,78 @@ def staff_actor():
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: records each request, answers with queued statuses."""
+    """A webhook receiver on 127.0.0.1 (HTTP/1.1, keep-alive), recording each request.
+
+    ``statuses`` queues answers (a status, or (status, headers)); ``delay``
+    is how long each answer takes; ``drip`` sends the answer one byte per
+    ``drip`` seconds, as a stalling receiver would; ``hang_up`` closes each
+    connection after the answer without saying so. It counts the
+    connections it accepted and the most requests it had in hand at once.
+    """
 
     def __init__(self):
         self.requests: list[dict] = []
-        self.statuses: list[int] = []
+        self.statuses: list = []
+        self.delay = 0.0
+        self.drip = 0.0
+        self.hang_up = False
+        self.peers: set = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length).decode()
-                receiver.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                answer = json.dumps({"received": status < 300}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                with receiver.lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                    receiver.peers.add(self.client_address)
+                try:
+                    length = int(self.headers.get("Content-Length", 0))
+                    body = self.rfile.read(length).decode()
+                    with receiver.lock:
+                        receiver.requests.append(
+                            {
+                                "path": self.path,
+                                "headers": dict(self.headers),
+                                "body": body,
+                                "at": time.time(),
+                            }
+                        )
+                        answer = receiver.statuses.pop(0) if receiver.statuses else 200
+                    status, extra = answer if isinstance(answer, tuple) else (answer, {})
+                    if receiver.delay:
+                        time.sleep(receiver.delay)
+                    payload = json.dumps({"received": status < 300}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in extra.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    if receiver.drip:
+                        for byte in payload:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(receiver.drip)
+                    else:
+                        self.wfile.write(payload)
+                    if receiver.hang_up:
+                        self.close_connection = True
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/observers"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

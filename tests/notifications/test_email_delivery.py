@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.template.loader import render_to_string
 
 from linking.models import DeliveryStatus, EmailNotification, LinkSource
-from linking.services import notifications
+from linking.services import deliveries, notifications
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +66,8 @@ def test_failed_sending_is_retried_with_back_off_then_given_up(
     link, student, observer, root_account, settings, frozen_now
 ):
     settings.EMAIL_BACKEND = "tests.notifications.backends.RefusingBackend"
-    settings.OBSERVERS_NOTIFICATION_MAX_ATTEMPTS = 3
-    settings.OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS = 60
+    settings.OBSERVERS_NOTIFICATION_RETRY_HOURS = 1
+    settings.OBSERVERS_NOTIFICATION_RETRY_BASE_SECONDS = 600
     link(observer, student, root_account)
     message = EmailNotification.objects.get()
     start = frozen_now.now
@@ -77,20 +77,21 @@ def test_failed_sending_is_retried_with_back_off_then_given_up(
     assert (report.sent, report.retrying, report.failed) == (0, 1, 0)
     assert message.status == DeliveryStatus.PENDING
     assert message.attempts == 1
-    assert message.next_attempt_at == start + dt.timedelta(seconds=60)
+    assert message.next_attempt_at == start + dt.timedelta(minutes=10)
     assert "ConnectionRefusedError" in message.last_error
 
     # Not due yet: nothing is tried.
-    frozen_now.advance(seconds=59)
+    frozen_now.advance(minutes=9, seconds=59)
     assert notifications.deliver_due_emails().processed == 0
 
     frozen_now.advance(seconds=1)
     notifications.deliver_due_emails()
     message.refresh_from_db()
     assert message.attempts == 2
-    assert message.next_attempt_at == frozen_now.now + dt.timedelta(seconds=120)
+    assert message.next_attempt_at == frozen_now.now + dt.timedelta(minutes=20)
 
-    frozen_now.advance(seconds=120)
+    # The next wait (40 minutes) would end past the one-hour window: given up.
+    frozen_now.advance(minutes=20)
     report = notifications.deliver_due_emails()
     message.refresh_from_db()
     assert (report.sent, report.retrying, report.failed) == (0, 0, 1)
@@ -121,9 +122,9 @@ def test_a_message_that_failed_once_is_sent_on_the_next_attempt(
 
 
 def test_back_off_doubles_and_is_capped():
-    assert notifications.retry_delay(1) == dt.timedelta(minutes=1)
-    assert notifications.retry_delay(4) == dt.timedelta(minutes=8)
-    assert notifications.retry_delay(30) == dt.timedelta(hours=6)
+    assert deliveries.retry_delay(1) == dt.timedelta(minutes=1)
+    assert deliveries.retry_delay(4) == dt.timedelta(minutes=8)
+    assert deliveries.retry_delay(30) == dt.timedelta(hours=6)
 
 
 def test_batch_limits_one_pass(link, make_user, observer, root_account):
@@ -144,7 +145,7 @@ def test_command_rejects_a_nonsense_batch(db):
 
 def test_retry_now_puts_a_given_up_message_back(link, student, observer, root_account, settings):
     settings.EMAIL_BACKEND = "tests.notifications.backends.RefusingBackend"
-    settings.OBSERVERS_NOTIFICATION_MAX_ATTEMPTS = 1
+    settings.OBSERVERS_NOTIFICATION_RETRY_HOURS = 0
     link(observer, student, root_account)
     notifications.deliver_due_emails()
     message = EmailNotification.objects.get()

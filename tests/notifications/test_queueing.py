@@ -66,7 +66,7 @@ def test_new_observer_queues_one_email_to_the_student_and_each_existing_observer
     assert "Olive Observer" in to_student.subject
     assert "pairing code" in to_student.body_text
     assert "/notifications/report/" in to_student.body_text
-    assert "http://default.test/notifications/report/" in to_student.body_html
+    assert "http://default.test:8000/notifications/report/" in to_student.body_html
 
 
 def test_link_made_by_staff_also_tells_the_observer(link, student, observer, root_account):

@@ -14,7 +14,7 @@ def report_path(link, student, observer, root_account):
     link(observer, student, root_account)
     message = notifications.render_email(EmailNotification.objects.get(recipient=student))
     url = next(line for line in message.body_text.splitlines() if "/report/" in line)
-    assert url.startswith("http://default.test/notifications/report/")
+    assert url.startswith("http://default.test:8000/notifications/report/")
     return urlsplit(url).path
 
 

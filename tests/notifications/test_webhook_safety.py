@@ -106,7 +106,7 @@ def register(client, root_account, url):
             "url": url,
             "events": ["link.created"],
             "is_active": "on",
-            "secret": "a-long-shared-secret",
+            "secret": "whsec_" + "A" * 43 + "=",
         },
         HTTP_HOST="default.test",
     )
@@ -148,7 +148,7 @@ def test_delivery_to_a_private_address_is_refused_and_recorded(
     )
     link(observer, student, root_account)
     settings.OBSERVERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
-    settings.OBSERVERS_NOTIFICATION_MAX_ATTEMPTS = 2
+    settings.OBSERVERS_NOTIFICATION_RETRY_HOURS = 1
 
     first = notifications.deliver_due_webhooks()
     frozen_now.advance(hours=1)

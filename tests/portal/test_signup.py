@@ -175,9 +175,9 @@ def test_empty_and_too_many_codes_are_form_errors(web, root_account):
 
 
 def test_signup_is_closed_when_self_registration_is_none(web, root_account, student, issue_code):
+    issued = issue_code(student, root_account)
     root_account.self_registration = SelfRegistration.NONE
     root_account.save()
-    issued = issue_code(student, root_account)
     assert web.get("/signup/").status_code == 403
     response = _signup(web, _form(issued.plaintext))
     assert response.status_code == 403

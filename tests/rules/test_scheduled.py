@@ -185,3 +185,28 @@ def test_admin_sets_kind_and_end_date_on_add_and_change(w, admin_a):
     changed = AuditEvent.objects.get(action=AuditAction.LINK_CHANGED)
     assert changed.detail == {"kind": "relative", "ends_at": None}
     assert changed.actor == w.staff
+
+
+def test_the_worker_runs_the_link_rules_every_hour(w):
+    """The task queue's scheduler has the job, and the task ends a link past its end date."""
+    from linking import tasks
+    from linking.services import scheduling
+
+    scheduling.autodiscover()
+    entry = {e.name: e for e in scheduling.registered()}[tasks.apply_link_rules.module_path]
+    assert entry.every == dt.timedelta(hours=1)
+
+    past = timezone.now() - dt.timedelta(minutes=1)
+    link, _ = link_observer(
+        observer=w.parent,
+        student=w.student,
+        root_account=w.root,
+        actor=Actor.system(),
+        kind="advisor",
+        ends_at=past,
+    )
+    assert tasks.apply_link_rules.call() == {"ended_by_date": 1, "changed_by_coming_of_age": 0}
+    link.refresh_from_db()
+    assert (link.workflow_state, link.end_reason) == ("deleted", LinkEnd.END_DATE)
+    assert not _enrolled(w.parent, w.student)
+    assert AuditEvent.objects.filter(link=link, action=AuditAction.LINK_DELETED).count() == 1

@@ -114,6 +114,15 @@ def world(schools, tmp_path, settings):
         actor=Actor(user=b["admin"]),
         base_url="http://b.test/",
     )
+    from linking.services.developer_keys import create_developer_key
+
+    create_developer_key(
+        root_account=school,
+        name="Secret B app",
+        redirect_uris="https://app.b.test/cb",
+        scopes=["url:GET|/api/v1/users/:user_id/enrollments"],
+        actor=Actor.system(),
+    )
     for user, sis_id in ((b["parent"], "PB"), (b["student"], "SB")):
         user.logins.filter(root_account=school).update(sis_user_id=sis_id)
     csv = tmp_path / "user_observers.csv"

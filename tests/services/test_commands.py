@@ -138,6 +138,24 @@ def test_issue_token_errors(root_account, args, message):
     assert not AccessToken.objects.exists()
 
 
+def test_issue_token_with_scopes(parent, root_account):
+    scope = "url:GET|/api/v1/users/:user_id/enrollments"
+    out, _err = run(
+        "issue_token", parent.logins.get().unique_id, "--domain=default.test", f"--scope={scope}"
+    )
+    token = authenticate_access_token(out.strip())
+    assert token.scopes == [scope]
+    assert token.scope_policy.enforced and token.scope_policy.scopes == (scope,)
+    with pytest.raises(CommandError, match="Unknown scope"):
+        run(
+            "issue_token",
+            parent.logins.get().unique_id,
+            "--domain=default.test",
+            "--scope=url:GET|/nowhere",
+        )
+    assert AccessToken.objects.count() == 1
+
+
 def test_issue_token_refuses_non_positive_expiry(parent, root_account):
     with pytest.raises(CommandError, match="at least 1"):
         run(

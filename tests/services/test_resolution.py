@@ -108,7 +108,12 @@ def test_deleted_logins_do_not_resolve(sis_student, root_account):
         "sis_user_id",
         "uuid:abc",
         "lti_user_id:S-100",
-        "hex:sis_user_id:532d313030",
+        "hex:sis_user_id:532d",
+        "hex:sis_user_id:zz",
+        "hex:sis_user_id:532",
+        "hex:sis_user_id:ff",
+        "hex:lti_user_id:532d313030",
+        "uuid:00000000-0000-0000-0000-000000000000",
         "1.5",
         "12abc",
     ],
@@ -116,6 +121,21 @@ def test_deleted_logins_do_not_resolve(sis_student, root_account):
 def test_unknown_forms_are_not_found(sis_student, root_account, reference):
     with pytest.raises(NotFound):
         resolve(reference, root_account)
+
+
+def test_hex_and_uuid_forms(sis_student, root_account, other_root_account, make_user):
+    """Canvas's ``hex:sis_user_id:<hex>`` (value hex-encoded) and ``uuid:<uuid>``."""
+    assert b"S-100".hex() == "532d313030"
+    assert resolve("hex:sis_user_id:532d313030", root_account) == sis_student
+    assert resolve("hex:sis_user_id:532D313030", root_account) == sis_student
+    login = sis_student.logins.get(root_account=root_account)
+    assert resolve(f"hex:sis_login_id:{login.unique_id.upper().encode().hex()}", root_account) == (
+        sis_student
+    )
+    assert resolve(f"uuid:{sis_student.uuid.hex}", root_account) == sis_student
+    assert resolve(f"uuid:{sis_student.uuid}", other_root_account) == sis_student
+    with pytest.raises(NotFound):
+        resolve("hex:sis_user_id:532d313030", other_root_account)
 
 
 def test_root_account_param(root_account, other_root_account):

@@ -401,11 +401,11 @@ class Command(BaseCommand):
             plain = secrets.token_urlsafe(32)
             tokens[key] = plain
             token_rows.append(
-                (first_token + i, uid, f"bench {key}", hash_token(plain), plain[-4:], now_db)
+                (first_token + i, uid, f"bench {key}", hash_token(plain), plain[-4:], now_db, "[]")
             )
         w.write(
             AccessToken,
-            cols("id user_id purpose token_hash token_hint created_at"),
+            cols("id user_id purpose token_hash token_hint created_at scopes"),
             token_rows,
         )
         w.finish([User, Login, Course, Enrollment, ObservationLink, PairingCode, AccessToken])

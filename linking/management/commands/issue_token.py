@@ -8,7 +8,7 @@ from django.utils import timezone
 from linking.models import Account, AuditSource
 from linking.services.accounts import find_login
 from linking.services.context import Actor
-from linking.services.tokens import issue_access_token
+from linking.services.tokens import UnknownScope, issue_access_token
 
 
 class Command(BaseCommand):
@@ -20,6 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--purpose", default="", help="What the token is for.")
         parser.add_argument(
             "--expires-days", type=int, default=None, help="Days until it expires (default: never)."
+        )
+        parser.add_argument(
+            "--scope",
+            action="append",
+            default=[],
+            help="An endpoint the token may call, e.g. 'url:GET|/api/v1/users/:user_id/observees'"
+            " (repeat it; none = every endpoint).",
         )
 
     def handle(self, *args, **options):
@@ -35,12 +42,16 @@ class Command(BaseCommand):
             if options["expires_days"] < 1:
                 raise CommandError("--expires-days must be at least 1.")
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
-        _token, plaintext = issue_access_token(
-            user=login.user,
-            actor=Actor.system(AuditSource.COMMAND),
-            purpose=options["purpose"],
-            expires_at=expires_at,
-        )
+        try:
+            _token, plaintext = issue_access_token(
+                user=login.user,
+                actor=Actor.system(AuditSource.COMMAND),
+                purpose=options["purpose"],
+                expires_at=expires_at,
+                scopes=options["scope"],
+            )
+        except UnknownScope as error:
+            raise CommandError(error.message) from error
         self.stderr.write(
             f"Token for {login.unique_id} (user {login.user_id}) at {domain}; "
             "it is shown only this once:"

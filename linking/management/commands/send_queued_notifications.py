@@ -1,7 +1,9 @@
-"""Deliver queued e-mail notifications and webhook posts.
+"""Plan pending events and deliver what is due, now, in this process.
 
-Run once (from cron) or with --loop as a long-running worker; several
-workers may run at once, each claims its own rows.
+The task worker (``manage.py run_worker``, started by ``make run``) does
+this continuously; this command is for one-off use (a shell, a script, a
+test) and runs the very same services. Several may run at once, and beside
+workers: every row is claimed before it is sent.
 """
 
 import time

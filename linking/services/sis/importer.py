@@ -34,7 +34,11 @@ from .reader import (
 from .report import ChangeLog, FileReport, ImportReport, finish_batch, start_batch
 from .rows import CANVAS_MESSAGES, RECORD_MAKERS, ImportContext, RowError
 
-CHUNK_SIZE = 1000
+# Rows per chunk of a Canvas file. Each chunk costs a fixed handful of
+# statements, and more when some of its rows change (insert, update, the
+# observers' mirror): with 1,000 a 1%-changed enrollments.csv of 300,000 rows
+# took 1.6-1.7x its unchanged time, with 4,000 1.37x (PostgreSQL, same run).
+CHUNK_SIZE = 4000
 Progress = Callable[[str, int], None]
 
 _APPLIERS = {

@@ -162,6 +162,8 @@ def course_record(values: dict[str, str]) -> tuple[str, dict]:
 # enrollments.csv ------------------------------------------------------------
 
 _ENROLLMENT_STATES = {"active", "deleted", "completed", "inactive"}
+# Django's Choices.values is rebuilt on every access: once here, not per row.
+_ENROLLMENT_ROLES = frozenset(EnrollmentType.values)
 
 
 def enrollment_record(values: dict[str, str]) -> tuple[str, dict]:
@@ -172,7 +174,7 @@ def enrollment_record(values: dict[str, str]) -> tuple[str, dict]:
         raise RowError("No course_id or section_id given for an enrollment")
     if not user_id:
         raise RowError("No user_id given for an enrollment")
-    if role not in EnrollmentType.values:
+    if role not in _ENROLLMENT_ROLES:
         raise RowError(f'Improper role "{raw_role}" for an enrollment')
     status = status_of(values, _ENROLLMENT_STATES, "an enrollment")
     associated_id = values.get("associated_user_id", "")
