@@ -145,6 +145,14 @@ def apply_link_rules() -> dict:
     }
 
 
+@task()
+def prune_authorization_codes() -> int:
+    """Forget OAuth2 authorization codes a day after they expired (services.oauth)."""
+    from .services import oauth
+
+    return oauth.prune_authorization_codes()
+
+
 def _planning_needed() -> bool:
     """Events are pending and no planning task is already waiting to run them."""
     if not AuditEvent.objects.filter(notifications_pending=True).exists():
@@ -169,3 +177,4 @@ register_periodic(start_due_deliveries_task, every=timedelta(seconds=5), only_if
 register_periodic(prune_task_history, every=timedelta(hours=1))
 register_periodic(remove_expired_sis_uploads, every=timedelta(minutes=15))
 register_periodic(apply_link_rules, every=timedelta(hours=1))
+register_periodic(prune_authorization_codes, every=timedelta(hours=1))

@@ -27,6 +27,9 @@ from .hashing import keyed_hash
 from .tokens import TOKEN_BYTES, hash_token
 
 CODE_LIFETIME = timedelta(minutes=10)
+# A code is kept this long after it expired, used or not, so a replayed code
+# is still recognised (and the token its first use made revoked) for a day.
+CODE_RETENTION = timedelta(days=1)
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 _CLIENT_ID = re.compile(r"^\d{1,18}$")
 # RFC 7636: 43 to 128 characters of [A-Z a-z 0-9 - . _ ~].
@@ -313,3 +316,15 @@ def token_response(issued: IssuedToken) -> dict:
             0, round((issued.token.expires_at - timezone.now()).total_seconds())
         )
     return body
+
+
+def prune_authorization_codes(*, now=None) -> int:
+    """Delete codes that expired more than CODE_RETENTION ago; returns how many.
+
+    Run hourly by the task worker (linking.tasks): a code is useless once
+    expired, and past the retention a replay of it is an unknown code, which
+    the token endpoint refuses all the same.
+    """
+    cutoff = (now or timezone.now()) - CODE_RETENTION
+    deleted, _ = AuthorizationCode.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted

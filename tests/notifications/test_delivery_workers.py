@@ -142,6 +142,7 @@ def test_the_worker_command_plans_and_delivers_on_the_database_backend(
         "linking.tasks.prune_task_history",
         "linking.tasks.remove_expired_sis_uploads",
         "linking.tasks.apply_link_rules",
+        "linking.tasks.prune_authorization_codes",
     }
     assert not DBTaskResult.objects.exclude(status="SUCCESSFUL").exists()
 

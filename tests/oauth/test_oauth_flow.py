@@ -469,3 +469,27 @@ def test_codes_and_tokens_are_stored_hashed(browser, key, authorize, exchange):
     for plaintext in (body["access_token"], body["refresh_token"]):
         assert plaintext not in (token.token_hash, token.refresh_token_hash)
     assert not AuthorizationCode.objects.filter(code_hash=code).exists()
+
+
+def test_codes_are_pruned_a_day_after_they_expired(browser, key, authorize, exchange, frozen_now):
+    """The worker's hourly job forgets old codes; a replay within the day is still caught."""
+    from linking import tasks
+    from linking.models import AuthorizationCode
+
+    key, secret = key
+    used = authorize(browser, key)
+    assert exchange(key, secret, used).status_code == 200
+    authorize(browser, key)  # never exchanged
+    assert AuthorizationCode.objects.count() == 2
+
+    frozen_now.advance(hours=23)
+    assert tasks.prune_authorization_codes.call() == 0
+    assert exchange(key, secret, used).status_code == 400  # replay: its token is revoked
+    assert AccessToken.objects.get(developer_key=key).revoked_at is not None
+
+    frozen_now.advance(hours=1, minutes=11)
+    assert tasks.prune_authorization_codes.call() == 2
+    assert AuthorizationCode.objects.count() == 0
+    response = exchange(key, secret, used)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
