@@ -4,12 +4,12 @@ import re
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .auth_backends import SSO_REQUIRED_ATTRIBUTE, TRIES_LEFT_ATTRIBUTE
-from .models import User
+from .services import passwords
 from .services.registration import distinct_codes
 
 MAX_SIGNUP_CODES = 5
@@ -96,6 +96,14 @@ class PairingCodeField(forms.CharField):
         super().__init__(**kwargs)
 
 
+class InviteGuardianForm(forms.Form):
+    email = forms.EmailField(
+        label=_("Their e-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+
+
 class AddStudentForm(forms.Form):
     code = PairingCodeField()
 
@@ -126,11 +134,12 @@ class SignupForm(forms.Form):
     codes = forms.CharField(
         label=_("Pairing codes"),
         max_length=400,
+        # Filled in per form (__init__): "%" on a lazy string at import would
+        # fix the English text for every reader.
         help_text=_(
             "The code your student gave you, for example ABCD-EFGH. "
             "For several students, put each code on its own line (up to %(max)s)."
-        )
-        % {"max": MAX_SIGNUP_CODES},
+        ),
         widget=forms.Textarea(
             attrs={
                 "rows": 3,
@@ -141,6 +150,11 @@ class SignupForm(forms.Form):
             }
         ),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        codes = self.fields["codes"]
+        codes.help_text = str(codes.help_text) % {"max": MAX_SIGNUP_CODES}
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -173,8 +187,43 @@ class SignupForm(forms.Form):
             )
         elif first:
             try:
-                candidate = User(name=cleaned.get("name", ""), email=cleaned.get("email", ""))
-                password_validation.validate_password(first, user=candidate)
+                email = cleaned.get("email", "")
+                passwords.validate_new_password(
+                    first, name=cleaned.get("name", ""), email=email, login_id=email
+                )
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        help_text=_("The address you sign in with, or the one the school has for you."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+
+
+class ResetPasswordForm(SetPasswordForm):
+    """Django's set-password form for one login; the passwords service checks and saves."""
+
+    def __init__(self, user, *args, actor=None, **kwargs):
+        self.actor = actor
+        super().__init__(user, *args, **kwargs)
+        self.fields["new_password1"].label = _("New password")
+        self.fields["new_password2"].label = _("New password again")
+        self.fields["new_password2"].help_text = ""
+
+    def validate_password_for_user(self, user, password_field_name="new_password2"):  # noqa: S107
+        password = self.cleaned_data.get(password_field_name)
+        if password:
+            try:
+                passwords.validate_for_login(password, user)
+            except forms.ValidationError as error:
+                self.add_error(password_field_name, error)
+
+    def save(self, commit=True):
+        return passwords.reset_password(
+            login=self.user, password=self.cleaned_data["new_password1"], actor=self.actor
+        )

@@ -9,6 +9,7 @@ the admin.
 """
 
 import math
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -17,16 +18,19 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .forms import (
     INVALID_CODE_MESSAGE,
     AddStudentForm,
+    InviteGuardianForm,
     LoginForm,
     SignupForm,
     tries_left_message,
@@ -41,8 +45,9 @@ from .models import (
     User,
 )
 from .request_context import actor_from_request
+from .services import invitations as invitation_service
 from .services import links as link_service
-from .services import notifications, registration, rules, safeguarding, sso
+from .services import notifications, registration, rules, safeguarding, sso, verification
 from .services import pairing as pairing_service
 from .services.errors import (
     FeatureDisabled,
@@ -55,6 +60,7 @@ from .services.errors import (
 from .services.permissions import is_pairable_student
 
 PENDING_CODE_KEY = "portal.pending_code"
+PENDING_SIGNUP_KEY = "portal.pending_signup"
 NEW_CODE_KEY = "portal.new_code"
 LOGIN_BACKEND = "linking.auth_backends.LoginBackend"
 
@@ -78,7 +84,12 @@ def _forbidden(request, message: str, *, title: str | None = None):
 def rate_limited(request, error: RateLimited):
     """The 429 "too many tries" page, with Retry-After (the admin's sign-in page uses it too)."""
     minutes = max(1, math.ceil(error.retry_after / 60))
-    response = render(request, "linking/rate_limited.html", {"minutes": minutes}, status=429)
+    context = {
+        "minutes": minutes,
+        # Shown in the school's time zone (linking.locale) and the reader's language.
+        "until": timezone.now() + timedelta(seconds=error.retry_after),
+    }
+    response = render(request, "linking/rate_limited.html", context, status=429)
     response["Retry-After"] = str(error.retry_after)
     return response
 
@@ -200,50 +211,117 @@ def signup(request):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            result = registration.register_observer(
-                name=data["name"],
+            students = registration.check_observer_signup(
                 email=data["email"],
-                password=data["password1"],
                 codes=data["codes"],
                 root_account=request.root_account,
                 actor=_actor(request),
             )
         except RateLimited as error:
             return rate_limited(request, error)
-        except LoginTaken as error:
-            message = _("There is already an account with this address here. Sign in instead.")
-            if error.tries_left is not None:
-                message = f"{message} {tries_left_message(error.tries_left)}"
-            form.add_error("email", message)
-        except registration.RegistrationCodeRefused as error:
-            code = data["codes"][error.position]
-            form.add_error("codes", f"{code}: {_refused_code_message(error.reason)}")
         except FeatureDisabled:
             return _signup_closed(request)
-        except LinkingError:
-            form.add_error("codes", INVALID_CODE_MESSAGE)
+        except LinkingError as error:
+            _signup_error(form, data, error)
         else:
-            auth_login(request, result.user, backend=LOGIN_BACKEND)
-            waiting = {
-                link.student_id
-                for link in result.links
-                if link.workflow_state == ObservationLink.State.PENDING
+            # Only a hash of the password waits in the (server-side) session.
+            request.session[PENDING_SIGNUP_KEY] = {
+                "name": data["name"],
+                "email": data["email"],
+                "password_hash": make_password(data["password1"]),
+                "codes": data["codes"],
+                "student_ids": [student.pk for student in students],
+                "root_account_id": request.root_account.pk,
             }
-            linked = [s.name for s in result.students if s.pk not in waiting]
-            asked = [s.name for s in result.students if s.pk in waiting]
-            if linked:
-                messages.success(
-                    request,
-                    _("Welcome! You are now observing %(names)s.") % {"names": ", ".join(linked)},
-                )
-            if asked:
-                messages.info(
-                    request,
-                    _("%(names)s must approve the link first.") % {"names": ", ".join(asked)},
-                )
-            return redirect("linking:observing")
+            return redirect("linking:confirm_signup")
     context = {"form": form, "signin_url": reverse("linking:login")}
     return render(request, "linking/signup.html", context)
+
+
+def _signup_error(form, data, error: LinkingError) -> None:
+    """One of the sign-up's refusals as a message on the field it is about."""
+    if isinstance(error, LoginTaken):
+        message = _("There is already an account with this address here. Sign in instead.")
+        if error.tries_left is not None:
+            message = f"{message} {tries_left_message(error.tries_left)}"
+        form.add_error("email", message)
+    elif isinstance(error, registration.RegistrationCodeRefused):
+        code = data["codes"][error.position]
+        form.add_error("codes", f"{code}: {_refused_code_message(error.reason)}")
+    else:
+        form.add_error("codes", INVALID_CODE_MESSAGE)
+
+
+@require_http_methods(["GET", "POST"])
+def confirm_signup(request):
+    """Sign-up's second step: "is this your student?"; the account and links are made on yes."""
+    if request.user.is_authenticated:
+        return redirect("linking:home")
+    pending = request.session.get(PENDING_SIGNUP_KEY)
+    if not pending or pending.get("root_account_id") != request.root_account.pk:
+        request.session.pop(PENDING_SIGNUP_KEY, None)
+        return redirect("linking:signup")
+    if request.method == "GET":
+        found = User.objects.live().in_bulk(pending["student_ids"])
+        students = [found[pk] for pk in pending["student_ids"] if pk in found]
+        return render(request, "linking/confirm_signup.html", {"students": students})
+    request.session.pop(PENDING_SIGNUP_KEY, None)
+    if "cancel" in request.POST:
+        messages.info(request, _("Nothing was changed: no account was created."))
+        return redirect("linking:signup")
+    try:
+        result = registration.register_observer(
+            name=pending["name"],
+            email=pending["email"],
+            password_hash=pending["password_hash"],
+            codes=pending["codes"],
+            root_account=request.root_account,
+            actor=_actor(request),
+        )
+    except RateLimited as error:
+        return rate_limited(request, error)
+    except FeatureDisabled:
+        return _signup_closed(request)
+    except LinkingError as error:
+        # A code used or an address taken between the two steps: back to the
+        # form, filled in again but for the password, which was never kept.
+        form = SignupForm(
+            {
+                "name": pending["name"],
+                "email": pending["email"],
+                "codes": "\n".join(pending["codes"]),
+            }
+        )
+        form.is_valid()
+        _signup_error(form, {"codes": pending["codes"]}, error)
+        context = {"form": form, "signin_url": reverse("linking:login")}
+        return render(request, "linking/signup.html", context)
+    auth_login(request, result.user, backend=LOGIN_BACKEND)
+    verification.send_verification(
+        user=result.user,
+        root_account=request.root_account,
+        base_url=request.build_absolute_uri("/"),
+        actor=_actor(request),
+        count=False,
+    )
+    waiting = {
+        link.student_id
+        for link in result.links
+        if link.workflow_state == ObservationLink.State.PENDING
+    }
+    linked = [s.name for s in result.students if s.pk not in waiting]
+    asked = [s.name for s in result.students if s.pk in waiting]
+    if linked:
+        messages.success(
+            request,
+            _("Welcome! You are now observing %(names)s.") % {"names": ", ".join(linked)},
+        )
+    if asked:
+        messages.info(
+            request,
+            _("%(names)s must approve the link first.") % {"names": ", ".join(asked)},
+        )
+    return redirect("linking:observing")
 
 
 def _signup_closed(request):
@@ -330,6 +408,16 @@ def add_student(request):
         except LinkingError as error:
             form.add_error("code", _refused_code_message(error))
         else:
+            if link_service.observes(
+                observer=request.user, student=found.student, root_account=request.root_account
+            ):
+                # The code stays unused: the student can give it to someone else.
+                form.add_error(
+                    "code",
+                    _("You already observe %(name)s. This code was not used.")
+                    % {"name": found.student.name},
+                )
+                return render(request, "linking/add_student.html", {"form": form})
             request.session[PENDING_CODE_KEY] = {
                 "code": pairing_service.normalize_code(form.cleaned_data["code"]),
                 "student_id": found.student_id,
@@ -435,6 +523,9 @@ def pairing(request):
             "may_end": rules.student_may_end_links(request.user, request.root_account),
             "protected": rules.is_protected(request.user, request.root_account),
             "codes_enabled": request.root_account.pairing_codes_enabled,
+            "invite_form": (
+                InviteGuardianForm() if request.root_account.students_may_invite else None
+            ),
             "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
     )
@@ -563,3 +654,34 @@ def decline_observer(request, link_id: int):
     return _answer_pending(
         request, link_id, safeguarding.decline_link, _("You declined %(name)s's request.")
     )
+
+
+@student_page
+@require_POST
+def invite_guardian(request):
+    """A student invites a parent or guardian by e-mail, where the school allows it."""
+    form = InviteGuardianForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Enter a valid e-mail address."))
+        return redirect("linking:pairing")
+    try:
+        sent = invitation_service.invite_guardian(
+            student=request.user,
+            email=form.cleaned_data["email"],
+            root_account=request.root_account,
+            actor=_actor(request),
+            base_url=request.build_absolute_uri("/"),
+        )
+    except RateLimited as error:
+        return rate_limited(request, error)
+    except NotAuthorized:
+        return _forbidden(request, _("Students cannot send invitations at this school."))
+    except LinkingError:
+        messages.error(request, _("Enter a valid e-mail address."))
+        return redirect("linking:pairing")
+    messages.success(
+        request,
+        _("An invitation was sent to %(email)s. It works for that address only.")
+        % {"email": sent.invitation.email},
+    )
+    return redirect("linking:pairing")

@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "linking.middleware.RootAccountMiddleware",
+    "linking.locale.PersonLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -131,6 +132,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "linking.context_processors.root_account",
+                "linking.context_processors.families",
             ],
         },
     },
@@ -198,6 +200,11 @@ PASSWORD_HASHERS = env_list(
     ],
 )
 AUTH_PASSWORD_VALIDATORS = [
+    # Compared with the person's name, e-mail and login id (services.passwords).
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ["name", "short_name", "email", "login_id"]},
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -312,6 +319,12 @@ OBSERVERS_RATE_LIMIT_FAILURES = env_int("RATE_LIMIT_FAILURES", 10)
 OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = env_int("RATE_LIMIT_ADDRESS_FAILURES", 100)
 OBSERVERS_RATE_LIMIT_WINDOW = env_int("RATE_LIMIT_WINDOW_SECONDS", 900)
 OBSERVERS_RATE_LIMIT_MAX_WINDOW = env_int("RATE_LIMIT_MAX_WINDOW_SECONDS", 86400)
+# Password-reset and address-confirmation e-mails one address (or one person)
+# may be sent per window; per client address the ADDRESS_FAILURES number
+# holds, in a budget of its own (asking never uses up sign-in tries).
+OBSERVERS_RESET_REQUESTS = env_int("RESET_REQUESTS_PER_WINDOW", 5)
+# How long a password-reset or confirmation link works (Django's setting).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3 * 24 * 3600)
 # SIS uploads: what a zip may expand to (linking.services.sis.archive), and
 # how long an upload previewed in the admin but never confirmed is kept.
 SIS_ARCHIVE_MAX_BYTES = env_int("SIS_ARCHIVE_MAX_BYTES", 1024 * 1024 * 1024)

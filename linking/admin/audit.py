@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import AuditEvent
 from ..spreadsheet import text_row
+from ..timezones import local_iso
 from .tenancy import TenantScopedAdmin
 
 EXPORT_COLUMNS = [
@@ -41,14 +42,16 @@ class _Echo:
 def _export_rows(queryset):
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
-    rows = queryset.select_related("actor", "observer", "student").order_by("created_at", "id")
+    rows = queryset.select_related("actor", "observer", "student", "root_account").order_by(
+        "created_at", "id"
+    )
     for event in rows.iterator(chunk_size=500):
         # Names, user agents and details come from outside: never a formula.
         yield writer.writerow(
             text_row(
                 [
                     event.pk,
-                    event.created_at.isoformat(),
+                    local_iso(event.created_at, event.root_account),
                     event.action,
                     event.source,
                     event.actor_id or "",

@@ -36,7 +36,7 @@ from ..services import staff as staff_services
 from ..services import tokens as token_services
 from ..services.errors import LinkingError
 from ..services.scopes import SCOPE_DESCRIPTIONS
-from . import audit, pairing  # noqa: F401  (registers their admins)
+from . import audit, invitations, pairing  # noqa: F401  (registers their admins)
 from .tenancy import (
     PersonSearchMixin,
     ReadOnlyTabularInline,
@@ -220,6 +220,7 @@ class AccountModelAdmin(TenantScopedAdmin):
                     "pairing_code_lifetime_hours",
                     "credential_linking_allowed",
                     "avatars_enabled",
+                    "time_zone",
                 ],
                 "description": _("Only used on root accounts."),
             },
@@ -231,6 +232,7 @@ class AccountModelAdmin(TenantScopedAdmin):
                     "age_of_majority",
                     "coming_of_age_policy",
                     "students_may_end_links",
+                    "students_may_invite",
                 ],
                 "description": _(
                     "Only used on root accounts. See docs/who-may-observe.md for each rule."

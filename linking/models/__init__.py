@@ -4,6 +4,7 @@ from . import lookups  # noqa: F401 - registers the any_of lookup
 from .audit import AuditAction, AuditEvent, AuditSource
 from .courses import Course, Enrollment, EnrollmentState, EnrollmentType, Term
 from .developer_keys import AuthorizationCode, DeveloperKey
+from .invitations import GuardianInvitation
 from .links import LinkEnd, LinkKind, LinkSource, ObservationLink
 from .notifications import (
     DeliveryStatus,
@@ -51,6 +52,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentState",
     "EnrollmentType",
+    "GuardianInvitation",
     "IdentityProvider",
     "LinkEnd",
     "LinkKind",

@@ -14,7 +14,7 @@ class LinkSource(models.TextChoices):
     SIS = "sis", _("SIS import")
     SELF_REGISTRATION = "self_registration", _("parent sign-up")
     PORTAL = "portal", _("web page")
-    # Invitations (not built yet) pass this to services.rules and link_observer.
+    # Guardian invitations (services.invitations) pass this to services.rules and link_observer.
     INVITATION = "invitation", _("invitation")
 
 

@@ -38,6 +38,11 @@ class PairingCode(models.Model):
     # Unique through Meta.constraints: unique=True would add a second,
     # LIKE-pattern index on PostgreSQL that no query uses.
     code_hash = models.CharField(max_length=64, editable=False)
+    # The last characters of the code, so a student can tell two codes made in
+    # the same minute apart (the holder saw the whole code; the hash is keyed).
+    code_hint = models.CharField(
+        max_length=4, blank=True, default="", db_default="", editable=False
+    )
     expires_at = models.DateTimeField(db_index=True)
     workflow_state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
     issued_by = models.ForeignKey(

@@ -52,6 +52,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     avatar_url = models.CharField(max_length=1024, blank=True)
     pronouns = models.CharField(max_length=64, blank=True)
     locale = models.CharField(max_length=16, blank=True)
+    # Set when a parent signs up with an address nobody has confirmed yet;
+    # cleared when they open the link e-mailed to it (services.verification).
+    email_unverified_since = models.DateTimeField(null=True, blank=True, editable=False)
     birth_date = models.DateField(null=True, blank=True)
     workflow_state = models.CharField(max_length=16, choices=State, default=State.REGISTERED)
     is_staff = models.BooleanField(

@@ -1,8 +1,21 @@
 """Accounts (the tenant tree), roles and account admins."""
 
+import zoneinfo
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name this machine's zone database knows (e.g. Europe/Madrid)."""
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            _("%(value)s is not a known time zone (e.g. America/Chicago)."),
+            code="invalid_time_zone",
+            params={"value": value},
+        )
 
 
 class SelfRegistration(models.TextChoices):
@@ -64,6 +77,21 @@ class Account(models.Model):
         help_text=_("Allow observers to link by typing the student's login and password."),
     )
     avatars_enabled = models.BooleanField(default=False)
+    students_may_invite = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text=_("Let students invite a parent or guardian by e-mail from their Pairing page."),
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        db_default="UTC",
+        validators=[validate_time_zone],
+        help_text=_(
+            "The school's time zone (IANA name, e.g. America/Chicago): pages, letters, "
+            "e-mails and CSV exports show times in it."
+        ),
+    )
     age_of_majority = models.PositiveSmallIntegerField(
         null=True,
         blank=True,

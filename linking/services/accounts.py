@@ -1,6 +1,7 @@
 """Tenants, people and courses: creating the rows the linking domain works on."""
 
 import re
+import zoneinfo
 
 from django.db import transaction
 from django.db.models import Q
@@ -39,13 +40,14 @@ def create_root_account(
     pairing_code_lifetime_hours: int = 24 * 7,
     credential_linking_allowed: bool = True,
     avatars_enabled: bool = False,
+    time_zone: str = "UTC",
 ) -> Account:
     """A new tenant served at ``domain`` (lower-cased).
 
     Raises LinkingError (code ``invalid_domain``) for a malformed host name,
     DomainTaken when another root account already serves it, and
     LinkingError (code ``invalid_setting``) for an unknown self-registration
-    mode or a code lifetime outside 1 hour .. 90 days.
+    mode, a code lifetime outside 1 hour .. 90 days or an unknown time zone.
     """
     domain = (domain or "").strip().lower().rstrip(".")
     if not _DOMAIN.match(domain):
@@ -60,6 +62,11 @@ def create_root_account(
             "The pairing code lifetime must be between 1 and 2160 hours (90 days).",
             code="invalid_setting",
         )
+    if time_zone not in zoneinfo.available_timezones():
+        raise LinkingError(
+            f"{time_zone!r} is not a known time zone (e.g. America/Chicago).",
+            code="invalid_setting",
+        )
     if Account.objects.filter(domain=domain).exists():
         raise DomainTaken()
     return Account.objects.create(
@@ -70,6 +77,7 @@ def create_root_account(
         pairing_code_lifetime_hours=pairing_code_lifetime_hours,
         credential_linking_allowed=credential_linking_allowed,
         avatars_enabled=avatars_enabled,
+        time_zone=time_zone,
     )
 
 
@@ -211,3 +219,11 @@ def find_login(*, root_account: Account, unique_id: str) -> Login | None:
         .select_related("user")
         .first()
     )
+
+
+def set_locale(*, user: User, language: str) -> User:
+    """Remember the language a person chose on the pages (Canvas: the user's locale)."""
+    if user.locale != language:
+        user.locale = language
+        user.save(update_fields=["locale", "updated_at"])
+    return user

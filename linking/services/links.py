@@ -398,3 +398,12 @@ def link_to_common_root_accounts(
         source=source,
         consent_at=consent_at,
     )
+
+
+def observes(*, observer: User, student: User, root_account: Account) -> bool:
+    """Whether ``observer`` already has an active link to ``student`` in ``root_account``."""
+    return (
+        ObservationLink.objects.active()
+        .filter(observer=observer, student=student, root_account=root_account)
+        .exists()
+    )

@@ -191,7 +191,7 @@ def enqueue_for_events(events: Iterable[AuditEvent]) -> None:
 
 
 # What planning reads of people and links (e-mails render later, from a fresh query).
-_PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state")
+_PERSON_FIELDS = ("id", "name", "email", "locale", "workflow_state", "email_unverified_since")
 _LINK_FIELDS = ("id", "workflow_state", "source", "kind", "ends_at")
 
 
@@ -302,7 +302,10 @@ def _plan_emails(
     return [
         _queued(event, kind, recipient)
         for kind, recipient in wanted
-        if recipient.email and recipient.workflow_state != User.State.DELETED
+        if recipient.email
+        and recipient.workflow_state != User.State.DELETED
+        # A self-registered parent's address is only their word until confirmed.
+        and recipient.email_unverified_since is None
     ]
 
 

@@ -74,6 +74,9 @@ class IssuedCode:
         return self.pairing_code.expires_at
 
 
+CODE_HINT_LENGTH = 2
+
+
 def issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -> IssuedCode:
     """Issue a new code for a student of the root account.
 
@@ -130,6 +133,7 @@ def _issue_pairing_code(*, student: User, root_account: Account, actor: Actor) -
                     student=student,
                     root_account=root_account,
                     code_hash=hash_code(plaintext),
+                    code_hint=plaintext[-CODE_HINT_LENGTH:],
                     expires_at=expires_at,
                     issued_by=actor.user if actor.user is not None and actor.user.pk else None,
                     created_at=now,

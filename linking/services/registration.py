@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from ..models import Account, LinkSource, Login, ObservationLink, SelfRegistration, User
-from . import ratelimit
-from .accounts import create_user_with_login
+from . import ratelimit, verification
+from .accounts import create_user_with_login, find_login
 from .context import Actor
 from .errors import (
     FeatureDisabled,
@@ -55,14 +55,56 @@ def observer_self_registration_open(root_account: Account) -> bool:
     return root_account.self_registration in OPEN_TO_OBSERVERS
 
 
+def check_observer_signup(
+    *, email: str, codes: list[str], root_account: Account, actor: Actor
+) -> list[User]:
+    """The students a sign-up's codes name, checked as register_observer will (nothing changes).
+
+    The sign-up page shows them for the parent to confirm ("is this your
+    student?") before anything is created. Raises what register_observer
+    raises, counting the same failures: a refused code, and an address
+    already taken here (a probe, with the tries left).
+    """
+    if not observer_self_registration_open(root_account):
+        raise FeatureDisabled("Sign-up is closed at this school.")
+    if not codes:
+        raise NothingToLink("Enter at least one pairing code.")
+    students = []
+    for position, code in enumerate(codes):
+        found = _check_code(
+            position,
+            lambda c=code: find_redeemable_code(code=c, root_account=root_account, actor=actor),
+        )
+        students.append(found.student)
+    probe = _reserve_probe(email, root_account, actor)
+    if find_login(root_account=root_account, unique_id=email) is not None:
+        error = LoginTaken()
+        error.tries_left = probe.tries_left
+        raise error
+    probe.release()
+    return students
+
+
+def _reserve_probe(email: str, root_account: Account, actor: Actor):
+    # "There is already an account with this address" tells whether an
+    # e-mail is known here: each such answer is a guess, counted against the
+    # e-mail tried and the address like a wrong password.
+    return ratelimit.reserve(
+        ratelimit.budgets_for(
+            root_account=root_account, login_id=email, ip_address=actor.ip_address
+        )
+    )
+
+
 def register_observer(
     *,
     name: str,
     email: str,
-    password: str,
     codes: list[str],
     root_account: Account,
     actor: Actor,
+    password: str | None = None,
+    password_hash: str | None = None,
 ) -> RegisteredObserver:
     """Create a parent (user + login ``email`` in ``root_account``) linked through pairing codes.
 
@@ -74,6 +116,10 @@ def register_observer(
     (LoginTaken, from accounts.add_login, counted as a guess against the
     e-mail and the address since it reveals a known e-mail). All or nothing: when any rule
     refuses, no user, login or link remains and no code is consumed.
+
+    The password comes as typed (``password``) or already hashed
+    (``password_hash``: the sign-up page keeps only a hash between its
+    form and its confirm step).
 
     The codes are looked up once before the transaction opens so that failed
     attempts count towards the rate limit even when the counters live in the
@@ -102,19 +148,13 @@ def register_observer(
                 code=c, root_account=root_account, actor=actor, vet=vet
             ),
         )
-    # "There is already an account with this address" tells whether an
-    # e-mail is known here: each such answer is a guess, counted against the
-    # e-mail tried and the address like a wrong password.
-    probe = ratelimit.reserve(
-        ratelimit.budgets_for(
-            root_account=root_account, login_id=email, ip_address=actor.ip_address
-        )
-    )
+    probe = _reserve_probe(email, root_account, actor)
     try:
         registered = _create_observer_and_redeem(
             name=name,
             email=email,
             password=password,
+            password_hash=password_hash,
             codes=codes,
             root_account=root_account,
             actor=actor,
@@ -140,7 +180,8 @@ def _create_observer_and_redeem(
     *,
     name: str,
     email: str,
-    password: str,
+    password: str | None,
+    password_hash: str | None,
     codes: list[str],
     root_account: Account,
     actor: Actor,
@@ -159,6 +200,11 @@ def _create_observer_and_redeem(
     except IntegrityError as exc:
         raise LoginTaken() from exc
     login = user.logins.get()
+    if password_hash:
+        login.password = password_hash
+        login.save(update_fields=["password"])
+    # The address is only the parent's word until they open the link sent to it.
+    verification.mark_unverified(user)
     # The parent acts for themself from here on: their own links need no admin right.
     as_observer = Actor(
         user=user, source=actor.source, ip_address=actor.ip_address, user_agent=actor.user_agent
@@ -194,3 +240,35 @@ def distinct_codes(raw_codes: list[str]) -> list[str]:
             seen.add(key)
             result.append(raw)
     return result
+
+
+@transaction.atomic
+def register_invited_guardian(
+    *, name: str, password: str, invitation, actor: Actor
+) -> tuple[User, ObservationLink]:
+    """A new parent from an invitation's link, linked as it invites (invitations.accept_invitation).
+
+    The login id and e-mail are the invited address, confirmed by the link
+    the person opened. Raises LoginTaken when the address already has a
+    login here (they sign in instead) and whatever accepting raises; then
+    nothing remains. Staff invited them, so the school's self-registration
+    setting does not apply.
+    """
+    from .invitations import accept_invitation
+
+    try:
+        with transaction.atomic():
+            user = create_user_with_login(
+                name=name.strip(),
+                email=invitation.email,
+                root_account=invitation.root_account,
+                unique_id=invitation.email,
+                password=password,
+            )
+    except IntegrityError as exc:
+        raise LoginTaken() from exc
+    as_guardian = Actor(
+        user=user, source=actor.source, ip_address=actor.ip_address, user_agent=actor.user_agent
+    )
+    link = accept_invitation(invitation=invitation, user=user, actor=as_guardian)
+    return user, link

@@ -23,6 +23,7 @@ from ..models import (
     User,
 )
 from ..spreadsheet import text_row
+from ..timezones import local_iso
 from . import rules
 from .context import Actor
 from .errors import CannotObserveSelf, NoCommonRootAccount, NotAuthorized
@@ -120,7 +121,8 @@ def pairing_code_csv_rows(letters: Iterable[PairingLetter]) -> Iterator[list[str
             first_name,
             sis_id,
             f'="{letter.issued.plaintext}"',
-            letter.issued.expires_at.isoformat(),
+            # In the school's time zone, with its offset.
+            local_iso(letter.issued.expires_at, letter.issued.pairing_code.root_account),
         ]
 
 

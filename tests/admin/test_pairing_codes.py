@@ -9,6 +9,7 @@ import pytest
 from linking.models import AuditAction, AuditEvent, AuditSource, PairingCode
 from linking.services.context import Actor
 from linking.services.pairing import hash_code, issue_pairing_code, normalize_code
+from linking.timezones import local_iso
 from tests import factories
 from tests.admin.conftest import run_action
 
@@ -75,7 +76,7 @@ def test_issue_for_a_course_as_csv(admin_a, course_a, class_of_three, frozen_now
     for row in rows[1:]:
         plaintext = re.fullmatch(r'="([0-9A-Z]{4}-[0-9A-Z]{4})"', row[3]).group(1)
         assert hash_code(normalize_code(plaintext)) in hashes
-        assert row[4] == PairingCode.objects.first().expires_at.isoformat()
+        assert row[4] == local_iso(PairingCode.objects.first().expires_at, None)
     assert len(hashes) == 3
 
 

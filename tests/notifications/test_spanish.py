@@ -79,6 +79,10 @@ def test_pages_follow_accept_language(client, root_account, make_user):
     spanish = client.get(
         reverse("linking:observing"), HTTP_HOST="default.test", HTTP_ACCEPT_LANGUAGE="es"
     )
+    # A person's own choice (User.locale) comes before the browser's: without
+    # one, the browser's Accept-Language decides.
+    parent.locale = ""
+    parent.save(update_fields=["locale"])
     english = client.get(
         reverse("linking:observing"), HTTP_HOST="default.test", HTTP_ACCEPT_LANGUAGE="en"
     )

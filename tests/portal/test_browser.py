@@ -67,6 +67,10 @@ def test_student_creates_code_and_parent_signs_up_with_it(browser_page, live_ser
     page.get_by_label("Password again").fill("a-Long-enough-secret-9")
     _shot(page, "signup")
     page.get_by_role("button", name="Create account").click()
+    # "Is this your student?" before anything is created.
+    page.wait_for_url(f"{base}/signup/confirm/")
+    assert page.locator(".big-name").inner_text() == "Sam Rivera"
+    page.get_by_role("button", name="Yes, create my account").click()
     page.wait_for_url(f"{base}/observing/")
     assert page.get_by_role("heading", name="Sam Rivera").is_visible()
     assert page.get_by_text("Biology 101").is_visible()

@@ -21,6 +21,14 @@ INVALID = "That code is not valid. Check it with your student, or ask them for a
 PASSWORD = "a-Long-enough-secret-9"
 
 
+def _signup(client, data):
+    """POST the sign-up form and, when it asks "is this your student?", answer yes."""
+    response = client.post("/signup/", data)
+    if response.status_code == 302 and response["Location"] == "/signup/confirm/":
+        return client.post("/signup/confirm/", {"confirm": "1"})
+    return response
+
+
 def _form(codes, email="pat@example.test", **extra):
     data = {
         "name": "Pat Newparent",
@@ -60,7 +68,7 @@ def test_signup_creates_user_login_link_and_observer_enrollment(
 ):
     issued = issue_code(student, root_account)
     typed = issued.plaintext.lower().replace("-", "")
-    response = web.post("/signup/", _form(typed))
+    response = _signup(web, _form(typed))
     assert response.status_code == 302 and response["Location"] == "/observing/"
     parent = User.objects.get(email="pat@example.test")
     login = Login.objects.get(user=parent)
@@ -82,7 +90,7 @@ def test_signup_with_several_codes_links_every_student(web, root_account, make_s
     codes = (
         f"{issue_code(first, root_account).plaintext}\n{issue_code(second, root_account).plaintext}"
     )
-    response = web.post("/signup/", _form(codes))
+    response = _signup(web, _form(codes))
     assert response.status_code == 302
     parent = User.objects.get(email="pat@example.test")
     assert set(
@@ -95,7 +103,7 @@ def test_one_bad_code_among_several_creates_nothing_and_consumes_nothing(
 ):
     good = issue_code(make_student("Ann Kid"), root_account)
     users_before = User.objects.count()
-    response = web.post("/signup/", _form(f"{good.plaintext}, ZZZZ-ZZZZ"))
+    response = _signup(web, _form(f"{good.plaintext}, ZZZZ-ZZZZ"))
     assert response.status_code == 200
     assert f"ZZZZ-ZZZZ: {INVALID}" in response.content.decode()
     assert User.objects.count() == users_before
@@ -104,7 +112,7 @@ def test_one_bad_code_among_several_creates_nothing_and_consumes_nothing(
     assert not Enrollment.objects.filter(type="observer").exists()
     assert PairingCode.objects.get().workflow_state == "active"
     # The good code still works afterwards.
-    response = web.post("/signup/", _form(good.plaintext))
+    response = _signup(web, _form(good.plaintext))
     assert response.status_code == 302
     assert PairingCode.objects.get().workflow_state == "redeemed"
 
@@ -117,7 +125,7 @@ def test_used_code_gets_the_one_clear_message(web, root_account, student, parent
     redeem_pairing_code(
         code=issued.plaintext, observer=parent, root_account=root_account, actor=registration_actor
     )
-    response = web.post("/signup/", _form(issued.plaintext))
+    response = _signup(web, _form(issued.plaintext))
     assert response.status_code == 200
     assert INVALID in response.content.decode()
     assert not User.objects.filter(email="pat@example.test").exists()
@@ -128,7 +136,7 @@ def test_code_of_another_school_is_not_redeemable_here(
 ):
     foreign = make_student("Fay Foreign", account=other_root_account)
     issued = issue_code(foreign, other_root_account)
-    response = web.post("/signup/", _form(issued.plaintext))
+    response = _signup(web, _form(issued.plaintext))
     assert response.status_code == 200
     assert INVALID in response.content.decode()
     assert not User.objects.filter(email="pat@example.test").exists()
@@ -139,7 +147,7 @@ def test_duplicate_login_id_is_a_form_error(web, root_account, student, issue_co
     existing = make_user("Already Here", root_account)
     taken = Login.objects.get(user=existing).unique_id
     issued = issue_code(student, root_account)
-    response = web.post("/signup/", _form(issued.plaintext, email=taken.upper()))
+    response = _signup(web, _form(issued.plaintext, email=taken.upper()))
     assert response.status_code == 200
     assert "There is already an account with this address here" in response.content.decode()
     assert User.objects.filter(email=taken.upper()).count() == 0
@@ -153,15 +161,15 @@ def test_password_rules_and_confirmation_are_checked(web, root_account, student,
     )
     assert response.status_code == 200
     assert "This password is too common." in response.content.decode()
-    response = web.post("/signup/", _form(issued.plaintext, password2="different-Secret-1"))
+    response = _signup(web, _form(issued.plaintext, password2="different-Secret-1"))
     assert "The two passwords differ." in response.content.decode()
     assert not User.objects.filter(email="pat@example.test").exists()
 
 
 def test_empty_and_too_many_codes_are_form_errors(web, root_account):
-    response = web.post("/signup/", _form(" \n , "))
+    response = _signup(web, _form(" \n , "))
     assert "Enter at least one pairing code." in response.content.decode()
-    response = web.post("/signup/", _form(",".join(f"AAAA-AAA{n}" for n in range(6))))
+    response = _signup(web, _form(",".join(f"AAAA-AAA{n}" for n in range(6))))
     assert "Enter at most 5 pairing codes." in response.content.decode()
     assert not User.objects.filter(email="pat@example.test").exists()
 
@@ -171,7 +179,7 @@ def test_signup_is_closed_when_self_registration_is_none(web, root_account, stud
     root_account.self_registration = SelfRegistration.NONE
     root_account.save()
     assert web.get("/signup/").status_code == 403
-    response = web.post("/signup/", _form(issued.plaintext))
+    response = _signup(web, _form(issued.plaintext))
     assert response.status_code == 403
     assert "Sign-up is closed" in response.content.decode()
     assert not User.objects.filter(email="pat@example.test").exists()
@@ -181,15 +189,15 @@ def test_signup_is_closed_when_self_registration_is_none(web, root_account, stud
 def test_signup_open_to_all_works(web, root_account, student, issue_code):
     root_account.self_registration = SelfRegistration.ALL
     root_account.save()
-    response = web.post("/signup/", _form(issue_code(student, root_account).plaintext))
+    response = _signup(web, _form(issue_code(student, root_account).plaintext))
     assert response.status_code == 302
 
 
 def test_too_many_failed_codes_show_the_rate_limit_page(web, root_account, settings):
     settings.OBSERVERS_RATE_LIMIT_ADDRESS_FAILURES = 3
     for _ in range(3):
-        assert web.post("/signup/", _form("WRNG-CODE")).status_code == 200
-    response = web.post("/signup/", _form("WRNG-CODE"))
+        assert _signup(web, _form("WRNG-CODE")).status_code == 200
+    response = _signup(web, _form("WRNG-CODE"))
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
     assert "Too many tries. Try again in 15 minutes." in response.content.decode()
@@ -241,7 +249,7 @@ def test_signup_on_another_host_uses_that_school(root_account, other_root_accoun
         student=foreign, root_account=other_root_account, actor=Actor(user=foreign)
     )
     there = Client(HTTP_HOST="external.test")
-    assert there.post("/signup/", _form(issued.plaintext)).status_code == 302
+    assert _signup(there, _form(issued.plaintext)).status_code == 302
     assert Login.objects.get(unique_id="pat@example.test").root_account == other_root_account
     assert (
         Client(HTTP_HOST=HOST)

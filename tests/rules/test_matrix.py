@@ -154,7 +154,8 @@ class SignUp:
         return None, w.student, SIGNUP_EMAIL
 
     def attempt(self, w, ctx):
-        response = _web().post(
+        web = _web()
+        response = web.post(
             "/signup/",
             {
                 "name": "Nia Newparent",
@@ -164,6 +165,9 @@ class SignUp:
                 "codes": w.code,
             },
         )
+        if response.status_code == 302 and response["Location"] == "/signup/confirm/":
+            # Sign-up's "is this your student?" step (issue 15): yes.
+            response = web.post("/signup/confirm/", {"confirm": "1"})
         return "302" if response.status_code == 302 else response.content.decode()
 
 

@@ -73,6 +73,9 @@ def test_parents_evening_links_everyone_and_holds_the_attacker(schools):
         typed = [_mistyped(codes[n].plaintext)] * 2 if n in mistypers else []
         for code in [*typed, codes[n].plaintext]:
             response = parent.post("/signup/", {**form, "codes": code})
+            if response.status_code == 302:
+                # "Is this your student?" - yes.
+                response = parent.post("/signup/confirm/", {"confirm": "1"})
             parent_statuses.append(response.status_code)
             if response.status_code == 200:
                 page = response.content.decode()

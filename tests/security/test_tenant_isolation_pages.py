@@ -21,6 +21,7 @@ from linking.models import (
     AccountAdmin,
     Course,
     Enrollment,
+    GuardianInvitation,
     IdentityProvider,
     Login,
     NotificationSettings,
@@ -67,6 +68,7 @@ def snapshot(world):
         WebhookEndpoint: Q(root_account=school),
         NotificationSettings: Q(root_account=school),
         UnrecognisedLinkReport: Q(root_account=school),
+        GuardianInvitation: Q(root_account=school),
         ObservationRestriction: Q(root_account=school),
         ProtectedStudent: Q(root_account=school),
         IdentityProvider: Q(root_account=school),
@@ -103,6 +105,15 @@ def world(schools, tmp_path, settings):
         student=b["student"], root_account=school, actor=Actor.system()
     ).pairing_code
     issue_access_token(user=b["parent"], actor=Actor.system())
+    from linking.services.invitations import invite_guardian
+
+    invite_guardian(
+        student=b["student"],
+        email="secret.guardian@b.test",
+        root_account=school,
+        actor=Actor(user=b["admin"]),
+        base_url="http://b.test/",
+    )
     from linking.services.developer_keys import create_developer_key
 
     create_developer_key(
@@ -296,7 +307,12 @@ def _portal_names():
 
 
 def _portal_url(name, world):
+    from django.utils.http import urlsafe_base64_encode
+
+    from linking.services import passwords
+
     b = world["b"]
+    login = Login.objects.get(user=b["parent"], root_account=b["school"])
     link = {"link_id": b["link"].pk}
     kwargs = {
         "remove_student": link,
@@ -305,7 +321,28 @@ def _portal_url(name, world):
         "end_observer": link,
         "approve_observer": link,
         "decline_observer": link,
+        # B's parent's real reset link: it must not open on A's host.
+        "password_reset_confirm": {
+            "uidb64": urlsafe_base64_encode(str(login.pk).encode()),
+            "token": passwords.token_generator.make_token(login),
+        },
+        "verify_email": {
+            "uidb64": urlsafe_base64_encode(str(b["parent"].pk).encode()),
+            "token": "not-a-token",
+        },
     }
+    if name in {"invitation", "invitation_signup"}:
+        # A real invitation of school B for its student.
+        from linking.services.invitations import invite_guardian
+
+        sent = invite_guardian(
+            student=b["student"],
+            email="guardian@b.test",
+            root_account=b["school"],
+            actor=Actor(user=b["admin"]),
+            base_url="http://b.test/",
+        )
+        kwargs[name] = {"token": sent.link.rstrip("/").split("/")[-1]}
     return reverse(f"linking:{name}", kwargs=kwargs.get(name))
 
 
@@ -346,6 +383,10 @@ def test_every_page_with_an_object_id_is_covered():
     assert with_ids == {
         "remove_student",
         "revoke_code",
+        "password_reset_confirm",
+        "verify_email",
+        "invitation",
+        "invitation_signup",
         "end_observer",
         "approve_observer",
         "decline_observer",

@@ -44,6 +44,7 @@ def test_create_root_account_with_settings_and_admin(db):
         "--code-lifetime-hours=48",
         "--no-credential-linking",
         "--avatars",
+        "--time-zone=America/Chicago",
         "--admin-login=boss",
         "--admin-password=s3cret-pass",
         "--admin-name=Big Boss",
@@ -53,6 +54,7 @@ def test_create_root_account_with_settings_and_admin(db):
     assert account.self_registration == "all"
     assert not account.pairing_codes_enabled and not account.credential_linking_allowed
     assert account.avatars_enabled and account.pairing_code_lifetime_hours == 48
+    assert account.time_zone == "America/Chicago"
     login = Login.objects.get(root_account=account, unique_id="boss")
     assert login.check_password("s3cret-pass") and login.user.name == "Big Boss"
     assert login.user.is_staff and not login.user.is_superuser
@@ -64,6 +66,7 @@ def test_create_root_account_defaults(db):
     account = Account.objects.get(domain="plain.test")
     assert account.pairing_codes_enabled and account.credential_linking_allowed
     assert not account.avatars_enabled and account.self_registration == "observer"
+    assert account.time_zone == "UTC"
     assert not AccountAdmin.objects.exists()
 
 
@@ -73,6 +76,7 @@ def test_create_root_account_defaults(db):
         (["--domain=default.test"], "already uses this domain"),
         (["--domain=not a host"], "not a valid host name"),
         (["--domain=new.test", "--code-lifetime-hours=0"], "between 1 and 2160"),
+        (["--domain=new.test", "--time-zone=Mars/Base"], "not a known time zone"),
         (["--domain=new.test", "--admin-login=boss"], "needs --admin-password"),
         (["--domain=new.test", "--admin-password=x"], "need --admin-login"),
     ],

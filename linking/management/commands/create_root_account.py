@@ -39,6 +39,11 @@ class Command(BaseCommand):
             help="Refuse linking by the student's login and password.",
         )
         parser.add_argument("--avatars", action="store_true", help="Turn avatars on.")
+        parser.add_argument(
+            "--time-zone",
+            default="UTC",
+            help="The school's time zone, an IANA name such as America/Chicago (default UTC).",
+        )
         parser.add_argument("--admin-login", help="Login id of a first account admin.")
         parser.add_argument("--admin-password", help="Password of that admin.")
         parser.add_argument("--admin-name", help="Display name of that admin.")
@@ -59,6 +64,7 @@ class Command(BaseCommand):
                     pairing_code_lifetime_hours=options["code_lifetime_hours"],
                     credential_linking_allowed=not options["no_credential_linking"],
                     avatars_enabled=options["avatars"],
+                    time_zone=options["time_zone"],
                 )
                 admin = None
                 if admin_login:
