@@ -39,7 +39,7 @@ class TriesLeftLoginMixin:
             return forms.ValidationError(
                 _(
                     "Your school signs you in with %(provider)s: use the "
-                    "\u201cSign in with %(provider)s\u201d button instead of a password."
+                    "“Sign in with %(provider)s” button instead of a password."
                 ),
                 code="sso_required",
                 params={"provider": provider.name},
