@@ -16,6 +16,7 @@ from ..models import (
     Account,
     DeliveryStatus,
     EmailNotification,
+    ObservationLink,
     SisBatch,
     UnrecognisedLinkReport,
     WebhookDelivery,
@@ -40,7 +41,7 @@ def _scoped(queryset, root_account: Account | None, lookup: str = "root_account"
 
 
 def needs_attention(root_account: Account | None) -> list[AttentionItem]:
-    """Failed e-mails, failed webhook posts, SIS imports with errors, "this wasn't me" reports."""
+    """Failed e-mails and webhook posts, SIS imports with errors, reports, links awaiting approval."""
     since = timezone.now() - timedelta(days=RECENT_SIS_DAYS)
     failed_emails = _scoped(
         EmailNotification.objects.filter(status=DeliveryStatus.FAILED), root_account
@@ -55,6 +56,7 @@ def needs_attention(root_account: Account | None) -> list[AttentionItem]:
         root_account,
     ).count()
     reports = _scoped(UnrecognisedLinkReport.objects.filter(reviewed=False), root_account).count()
+    pending = _scoped(ObservationLink.objects.pending(), root_account).count()
     return [
         AttentionItem(
             "failed_emails",
@@ -88,5 +90,12 @@ def needs_attention(root_account: Account | None) -> list[AttentionItem]:
             reports,
             "admin:linking_unrecognisedlinkreport_changelist",
             "reviewed__exact=0",
+        ),
+        AttentionItem(
+            "pending_links",
+            _("Links waiting for an adult student's approval"),
+            pending,
+            "admin:linking_observationlink_changelist",
+            f"workflow_state__exact={ObservationLink.State.PENDING}",
         ),
     ]

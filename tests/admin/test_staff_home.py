@@ -117,3 +117,32 @@ def test_sis_task_is_hidden_from_staff_without_sis_rights(root_account, make_use
     body = text(response)
     assert "Find a student or parent" in body
     assert "Import from the SIS" not in body
+
+
+def test_home_offers_invitations_and_counts_links_awaiting_approval(
+    staff_a, root_account, other_root_account, make_user
+):
+    from linking.models import ObservationLink
+
+    student, parent = make_user("Ada Adult", root_account), make_user("Pat", root_account)
+    ObservationLink.objects.create(
+        observer=parent, student=student, root_account=root_account, workflow_state="pending"
+    )
+    elsewhere = make_user("Other", other_root_account)
+    ObservationLink.objects.create(
+        observer=make_user("Olly", other_root_account),
+        student=elsewhere,
+        root_account=other_root_account,
+        workflow_state="pending",
+    )
+    admin = client_for(staff_a, SCHOOL_A)
+    page = admin.get("/admin/").content.decode()
+    body = text(admin.get("/admin/"))
+    assert "1 Links waiting for an adult student's approval" in body
+    assert 'href="/admin/linking/guardianinvitation/add/"' in page
+    assert admin.get("/admin/linking/guardianinvitation/add/").status_code == 200
+    url = re.search(r'href="(/admin/linking/observationlink/\?[^"]+)"', page).group(1)
+    listing = admin.get(url.replace("&amp;", "&"))
+    assert listing.status_code == 200
+    assert listing.context["cl"].result_count == 1
+    assert ObservationLink.objects.filter(workflow_state="pending").count() == 2
