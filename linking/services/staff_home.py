@@ -41,7 +41,7 @@ def _scoped(queryset, root_account: Account | None, lookup: str = "root_account"
 
 
 def needs_attention(root_account: Account | None) -> list[AttentionItem]:
-    """Failed e-mails and webhook posts, SIS imports with errors, reports, links awaiting approval."""
+    """Failed e-mails and posts, SIS imports with errors, reports, links awaiting approval."""
     since = timezone.now() - timedelta(days=RECENT_SIS_DAYS)
     failed_emails = _scoped(
         EmailNotification.objects.filter(status=DeliveryStatus.FAILED), root_account
