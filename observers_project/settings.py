@@ -423,7 +423,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-guid logs every request without an X-Request-ID at INFO: noise.
+        "django_guid": {"level": "WARNING"},
+    },
 }
 
 # Prometheus (linking.metrics): /metrics answers these addresses (CIDR
