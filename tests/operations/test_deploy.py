@@ -91,6 +91,7 @@ def test_gunicorn_with_the_deploy_config_serves_and_adds_up_metrics_of_its_worke
             "database": "ok",
             "cache": "ok",
             "rate_limit_store": "ok",
+            "task_queue": "ok",
         }
         # Many requests over fresh connections land on both workers.
         for _ in range(20):

@@ -39,7 +39,12 @@ def test_health_and_ready_answer_without_a_tenant(root_account):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": "ok", "cache": "ok", "rate_limit_store": "ok"}
+    assert body["checks"] == {
+        "database": "ok",
+        "cache": "ok",
+        "rate_limit_store": "ok",
+        "task_queue": "ok",
+    }
     assert body["queue"] == {"depth": 0, "oldest_age_seconds": 0.0}
 
 
@@ -70,9 +75,33 @@ def test_ready_with_redis_up_and_down(root_account, settings):
         "database": "ok",
         "cache": "down",
         "rate_limit_store": "down",
+        "task_queue": "ok",
     }
     # Liveness does not depend on the cache.
     assert client.get("/health").status_code == 200
+
+
+def test_ready_checks_the_rq_task_queue(root_account, settings):
+    """With TASK_BACKEND=rq the queue is Redis: unreachable, the worker is not ready."""
+    if not _redis_reachable():
+        pytest.skip("needs Redis on 127.0.0.1:6379 (CI starts it)")
+    settings.TASK_BACKEND = "rq"
+    settings.TASK_REDIS_URL = REDIS_DB4
+    client = Client(HTTP_HOST=HOST)
+    up = client.get("/ready")
+    assert up.status_code == 200, up.content
+    assert up.json()["checks"]["task_queue"] == "ok"
+
+    settings.TASK_REDIS_URL = "redis://127.0.0.1:1/4"  # nothing listens on port 1
+    down = client.get("/ready")
+    assert down.status_code == 503
+    assert down.json()["status"] == "unavailable"
+    assert down.json()["checks"] == {
+        "database": "ok",
+        "cache": "ok",
+        "rate_limit_store": "ok",
+        "task_queue": "down",
+    }
 
 
 def test_every_response_carries_a_request_id_that_reaches_the_audit_trail(root_account):
