@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ...models.lookups import json_array
+from ...models.lookups import json_array, pg_array
 
 
 class SeenIds:
@@ -57,7 +57,7 @@ class SeenIds:
                 cursor.execute(
                     f"INSERT INTO {self.table} (id) SELECT unnest(%s::bigint[]) "
                     "ON CONFLICT DO NOTHING",
-                    [ids],
+                    [pg_array(ids)],
                 )
             else:
                 cursor.executemany(
@@ -74,7 +74,7 @@ class SeenIds:
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"SELECT id FROM {self.table} WHERE id = ANY(%s::bigint[])",  # noqa: S608
-                    [ids],
+                    [pg_array(ids)],
                 )
             else:
                 cursor.execute(
@@ -181,7 +181,7 @@ def insert_returning_ids(model, objs: list) -> None:
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "  # noqa: S608
                 "RETURNING id",
-                values,
+                [pg_array(column) for column in values],
             )
             ids = [row[0] for row in cursor.fetchall()]
         else:

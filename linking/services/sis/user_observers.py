@@ -27,7 +27,7 @@ from ...models import (
     ObservationLink,
     User,
 )
-from ...models.lookups import any_of, json_array
+from ...models.lookups import any_of, json_array, pg_array
 from .. import notifications, rules
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
@@ -550,7 +550,7 @@ def _create_mirrors(root_id: int, pairs: list[tuple[int, int]]) -> None:
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY"
             " AS p(observer_id, student_id, ord)"
         )
-        pairs_params = [[o for o, _ in pairs], [s for _, s in pairs]]
+        pairs_params = [pg_array([o for o, _ in pairs]), pg_array([s for _, s in pairs])]
     else:
         pairs_sql = (
             "SELECT json_extract(value, '$[0]') AS observer_id,"

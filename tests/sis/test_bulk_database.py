@@ -1,0 +1,141 @@
+"""The bulk path's database side: array literals and the enrollment's composite key (#12)."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from linking.models import Enrollment, Login, User
+from linking.models.lookups import any_of, pg_array
+from linking.services.sis.bulkdb import insert_returning_ids
+from tests import factories
+
+AWKWARD = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "ñ", "'q'", None]
+
+
+@pytest.mark.parametrize(
+    ("values", "literal"),
+    [
+        ([3, 1, 2], "{3,1,2}"),
+        ([], "{}"),
+        (["x", None], '{"x",NULL}'),
+        (['a"b', "c\\d"], '{"a\\"b","c\\\\d"}'),
+        ([True, False, None], "{t,f,NULL}"),
+        ([date(2026, 1, 2)], "{2026-01-02}"),
+        (
+            [datetime(2026, 12, 2, 13, 0, 5, 7, tzinfo=UTC)],
+            '{"2026-12-02T13:00:05.000007+00:00"}',
+        ),
+    ],
+)
+def test_pg_array_writes_the_literal(values, literal):
+    assert pg_array(values) == literal
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[datetime(2026, 1, 1)], [1.5], [{"a": 1}], [1, object()]],
+    ids=["naive date-time", "float", "dict", "object"],
+)
+def test_pg_array_leaves_other_values_to_the_driver(values):
+    assert pg_array(values) is values
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("bigint", [5, 10**15, -1]),
+        ("text", AWKWARD),
+        ("boolean", [True, False, None]),
+        ("date", [date(2026, 2, 28), None]),
+        ("timestamptz", [datetime(2026, 12, 2, 13, 0, 5, 7, tzinfo=UTC), None]),
+    ],
+)
+def test_pg_array_reaches_postgresql_as_the_same_values(kind, values):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's array literal")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT %s::{kind}[]", [pg_array(values)])
+        assert cursor.fetchone()[0] == values
+
+
+@pytest.mark.django_db
+def test_any_of_finds_awkward_strings_and_ids(root_account):
+    """Quotes, backslashes, commas and braces in SIS ids match exactly, on both databases."""
+    users = {}
+    for index, sis in enumerate(s for s in AWKWARD if s):
+        user = factories.UserFactory(name=f"U{index}")
+        factories.LoginFactory(user=user, root_account=root_account, sis_user_id=sis)
+        users[sis] = user.pk
+    wanted = ['a"b', "c\\d", "{g}", "'q'", "missing"]
+    found = dict(
+        Login.objects.filter(any_of("sis_user_id", wanted)).values_list("sis_user_id", "user_id")
+    )
+    assert found == {sis: users[sis] for sis in wanted if sis in users}
+    ids = [users["e,f"], users["ñ"]]
+    assert set(User.objects.filter(any_of("id", ids)).values_list("id", flat=True)) == set(ids)
+
+
+@pytest.mark.django_db
+def test_insert_returning_ids_writes_every_kind_of_column(root_account):
+    """Ints, texts, None, booleans and date-times go as literals and come back as written."""
+    course = factories.CourseFactory(account=root_account)
+    people = [factories.UserFactory(name=f"P{n}") for n in range(3)]
+    start = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+    rows = [
+        Enrollment(
+            user=person,
+            course=course,
+            root_account=root_account,
+            type="student",
+            workflow_state=state,
+            start_at=start if n else None,
+            sis_managed=bool(n % 2),
+        )
+        for n, (person, state) in enumerate(zip(people, ["active", "invited", "active"]))
+    ]
+    insert_returning_ids(Enrollment, rows)
+    stored = {
+        e.pk: (e.user_id, e.workflow_state, e.start_at, e.sis_managed)
+        for e in Enrollment.objects.filter(course=course)
+    }
+    assert stored == {
+        row.pk: (row.user_id, row.workflow_state, row.start_at, row.sis_managed) for row in rows
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enrollment_belongs_to_its_courses_root_account(root_account, other_root_account):
+    """PostgreSQL: one composite key checks the course, the account and that they go together."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the composite foreign key is PostgreSQL's (migration 0016)")
+    course = factories.CourseFactory(account=root_account)
+    student = factories.UserFactory(name="Sam")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'linking_enrollment'::regclass AND contype = 'f'"
+        )
+        keys = sorted(row[0] for row in cursor.fetchall())
+    assert (
+        "FOREIGN KEY (course_id, root_account_id) REFERENCES linking_course(id, root_account_id)"
+        " DEFERRABLE INITIALLY DEFERRED"
+    ) in keys
+    assert not any(key.startswith("FOREIGN KEY (course_id)") for key in keys)
+    assert not any(key.startswith("FOREIGN KEY (root_account_id)") for key in keys)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.create(
+            user=student, course=course, root_account=other_root_account, type="student"
+        )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.create(
+            user=student, course_id=course.pk + 1000, root_account=root_account, type="student"
+        )
+    assert not Enrollment.objects.exists()
+
+    made = Enrollment.objects.create(
+        user=student, course=course, root_account=root_account, type="student"
+    )
+    assert Enrollment.objects.get().pk == made.pk
