@@ -87,20 +87,24 @@ def pg_array(values: list):
     """
     if all(type(v) is int for v in values):
         return "{" + ",".join(map(str, values)) + "}"
-    try:
-        return "{" + ",".join([_ELEMENT[type(v)](v) for v in values]) + "}"
-    except KeyError:
+    if not all(
+        type(v) in _ELEMENT and (type(v) is not datetime or v.tzinfo is not None) for v in values
+    ):
         return values
+    # A column often repeats a value (a chunk's time, state or source): each is written once.
+    written: dict[tuple, str] = {}
+    elements = []
+    for value in values:
+        key = (type(value), value)
+        text = written.get(key)
+        if text is None:
+            text = written[key] = _ELEMENT[key[0]](value)
+        elements.append(text)
+    return "{" + ",".join(elements) + "}"
 
 
 def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _aware(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise KeyError("naive date-time: psycopg decides")
-    return '"' + value.isoformat() + '"'
 
 
 _ELEMENT = {
@@ -109,7 +113,7 @@ _ELEMENT = {
     bool: lambda value: "t" if value else "f",
     type(None): lambda value: "NULL",
     date: lambda value: value.isoformat(),
-    datetime: _aware,
+    datetime: lambda value: '"' + value.isoformat() + '"',
 }
 
 

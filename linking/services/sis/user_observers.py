@@ -462,7 +462,8 @@ def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
 
 def _json_as_text(values: list) -> list:
     """A JSON column's values (psycopg's Jsonb wrappers) as their JSON text, each written once."""
-    if not any(isinstance(value, Jsonb) for value in values):
+    first = next((value for value in values if value is not None), None)
+    if not isinstance(first, Jsonb):
         return values
     texts: dict[int, str] = {}
     for value in values:
@@ -628,8 +629,8 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
     # (action, pair) or (action, pair, the rule a pending link awaits).
     events = [(event[0], event[1], event[2] if len(event) > 2 else "") for event in events]
     details = {
-        (action, awaiting): field("detail").get_db_prep_save(detail(action, awaiting), connection)
-        for action, _pair, awaiting in events
+        key: field("detail").get_db_prep_save(detail(*key), connection)
+        for key in {(action, awaiting) for action, _pair, awaiting in events}
     }
     constant = (
         actor.source,
