@@ -243,11 +243,21 @@ def plan_with_indexes() -> None:
     doubled. SQLite gets the ANALYZEs too: without statistics its planner
     takes an equality on the root account for the narrowest index and walked
     every enrollment of the school per chunk.
+
+    The transaction also gets room to sort in memory: a links chunk's
+    observer enrollments (about 30,000 rows, sorted so their ids follow the
+    file) spilled to disk at PostgreSQL's default 4 MB of ``work_mem``, and
+    the sort took as long as the join that fed it.
     """
     _grown.clear()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
+
+
+# Per sort or hash of the import's one connection, for the length of its transaction.
+IMPORT_WORK_MEM = "32MB"
 
 
 # table -> [rows at the last ANALYZE (or the planner's estimate), rows inserted since]
