@@ -44,9 +44,9 @@ class AnyOf(Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         _, [values] = self.get_db_prep_lookup(self.rhs, connection)
-        array = pg_array(values)
+        kind = self.lhs.output_field.db_type(connection)
+        array = pg_array(values) if kind else values
         if isinstance(array, str):
-            kind = self.lhs.output_field.db_type(connection)
             return f"{lhs} = ANY(%s::{kind}[])", [*lhs_params, array]
         return f"{lhs} = ANY(%s)", [*lhs_params, values]
 
