@@ -217,7 +217,7 @@ def _scope_students(scope: Scope, course_ids: list[int] | None) -> set[int]:
     ).exclude(workflow_state__in=PAIRING_ENROLLMENT_STATES_EXCLUDED)
     if course_ids is not None:
         enrollments = enrollments.filter(any_of("course_id", course_ids))
-    return set(enrollments.values_list("user_id", flat=True).distinct())
+    return set(enrollments.order_by().values_list("user_id", flat=True).distinct())
 
 
 def _agents(value: str) -> set[str]:
@@ -263,7 +263,7 @@ def _related_pairs(scope: Scope, students: set[int], course_ids) -> set[tuple[in
     observers = observers.filter(any_of("associated_user_id", students))
     if course_ids is not None:
         observers = observers.filter(any_of("course_id", course_ids))
-    pairs.update(observers.values_list("user_id", "associated_user_id").distinct())
+    pairs.update(observers.order_by().values_list("user_id", "associated_user_id").distinct())
     return {(guardian, student) for guardian, student in pairs if guardian != student}
 
 

@@ -167,6 +167,7 @@ def check_invitations(
         )
         .exclude(workflow_state__in=PAIRING_ENROLLMENT_STATES_EXCLUDED)
         .exclude(user__workflow_state=User.State.DELETED)
+        .order_by()
         .values_list("user_id", flat=True)
         .distinct()
     )
