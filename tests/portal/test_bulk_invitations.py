@@ -492,3 +492,25 @@ def test_single_invitations_share_the_checks(roster, root_account, staff_a):
     assert refused.value.code == "not_allowed"
     assert not GuardianInvitation.objects.exists() and mail.outbox == []
     assert not ObservationLink.objects.exists()
+
+
+def test_a_student_cannot_invite_a_restricted_address(
+    roster, root_account, staff_a, signed_in, django_capture_on_commit_callbacks
+):
+    root_account.students_may_invite = True
+    root_account.save()
+    _parent, student = _family(roster, 1)
+    safeguarding.record_restriction(
+        root_account=root_account,
+        student=student,
+        actor=Actor(staff_a),
+        reason="Court order 12",
+        observer_email="barred@family.test",
+    )
+    web = signed_in(student)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = web.post("/pairing/invite/", {"email": "barred@family.test"}, follow=True)
+    text = page.content.decode()
+    assert "This address cannot be invited. Ask the school" in text
+    assert "Court order" not in text
+    assert not GuardianInvitation.objects.exists() and mail.outbox == []
