@@ -153,6 +153,42 @@ def prune_authorization_codes() -> int:
     return oauth.prune_authorization_codes()
 
 
+@task()
+def send_invitation_emails() -> int:
+    """Send the e-mails of invitations made in bulk (services.invitations.send_due_mail).
+
+    A large run hands over to a fresh task after each batch, so other work
+    gets its turn; the rows are the outbox, so a lost task loses nothing.
+    """
+    from .models import GuardianInvitation
+    from .services import invitations
+
+    sent = invitations.send_due_mail(batch=100)
+    if GuardianInvitation.objects.mail_due().filter(state="pending").exists():
+        send_invitation_emails.enqueue()
+    return sent
+
+
+@task()
+def expire_invitations() -> int:
+    """Record lapsed invitations as expired, once each, with their ``invitation.expired`` event."""
+    from .services import invitations
+
+    return invitations.record_expiries()
+
+
+def _invitation_mail_due() -> bool:
+    from .models import GuardianInvitation
+
+    return GuardianInvitation.objects.mail_due().filter(state="pending").exists()
+
+
+def _invitations_lapsed() -> bool:
+    from .models import GuardianInvitation
+
+    return GuardianInvitation.objects.lapsed().exists()
+
+
 def _planning_needed() -> bool:
     """Events are pending and no planning task is already waiting to run them."""
     if not AuditEvent.objects.filter(notifications_pending=True).exists():
@@ -178,3 +214,5 @@ register_periodic(prune_task_history, every=timedelta(hours=1))
 register_periodic(remove_expired_sis_uploads, every=timedelta(minutes=15))
 register_periodic(apply_link_rules, every=timedelta(hours=1))
 register_periodic(prune_authorization_codes, every=timedelta(hours=1))
+register_periodic(send_invitation_emails, every=timedelta(seconds=5), only_if=_invitation_mail_due)
+register_periodic(expire_invitations, every=timedelta(minutes=5), only_if=_invitations_lapsed)

@@ -676,8 +676,15 @@ def invite_guardian(request):
         return rate_limited(request, error)
     except NotAuthorized:
         return _forbidden(request, _("Students cannot send invitations at this school."))
-    except LinkingError:
-        messages.error(request, _("Enter a valid e-mail address."))
+    except LinkingError as error:
+        if error.code == invitation_service.NOT_ALLOWED:
+            # The rules of who may observe refused it: never which (a restriction stays unsaid).
+            messages.error(
+                request,
+                _("This address cannot be invited. Ask the school if you think this is wrong."),
+            )
+        else:
+            messages.error(request, _("Enter a valid e-mail address."))
         return redirect("linking:pairing")
     messages.success(
         request,

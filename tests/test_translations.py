@@ -48,6 +48,19 @@ def test_every_catalogue_entry_has_a_spanish_translation():
     assert missing == [], f"{len(missing)} untranslated: {missing[:10]}"
 
 
+def test_every_plural_entry_has_each_form_the_catalogue_declares():
+    # Spanish declares three forms (Django's rule for millions); one missing makes
+    # gettext fall back to English for the counts that need it.
+    header = polib.pofile(str(CATALOGUE)).metadata["Plural-Forms"]
+    forms = int(re.search(r"nplurals=(\d+)", header).group(1))
+    short = [
+        entry.msgid
+        for entry in _entries()
+        if entry.msgid_plural and sorted(entry.msgstr_plural) != list(range(forms))
+    ]
+    assert short == []
+
+
 def test_translations_keep_the_placeholders_of_their_msgid():
     wrong = []
     for entry in _entries():

@@ -202,6 +202,18 @@ class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
 # ---------------------------------------------------------------- tenancy
 
 
+def _bulk_invitation_preview(model_admin, request, queryset, field: str):
+    """An action's hand-over to the bulk invitation preview (one course or account at a time)."""
+    from django.shortcuts import redirect
+    from django.urls import reverse
+
+    if queryset.count() != 1:
+        model_admin.message_user(request, _("Select exactly one."), messages.WARNING)
+        return None
+    url = reverse(f"{model_admin.admin_site.name}:linking_guardianinvitation_bulk")
+    return redirect(f"{url}?{field}={queryset.get().pk}")
+
+
 @admin.register(Account)
 class AccountModelAdmin(TenantScopedAdmin):
     list_display = ["name", "parent", "domain", "sis_account_id", "workflow_state"]
@@ -241,8 +253,14 @@ class AccountModelAdmin(TenantScopedAdmin):
         ),
     ]
 
+    actions = ["invite_guardians"]
+
     def scope_queryset(self, queryset, root_account):
         return queryset.filter(Q(pk=root_account.pk) | Q(root_account=root_account))
+
+    @admin.action(description=_("Invite the guardians of the selected account's students"))
+    def invite_guardians(self, request, queryset):
+        return _bulk_invitation_preview(self, request, queryset, "account")
 
     def has_add_permission(self, request):
         return request.user.is_superuser and super().has_add_permission(request)
@@ -374,7 +392,7 @@ class CourseAdmin(TenantScopedAdmin):
     search_fields = ["name", "course_code", "sis_course_id"]
     fields = ["name", "course_code", "account", "sis_course_id", "workflow_state"]
     inlines = [CourseEnrollmentInline]
-    actions = ["issue_pairing_codes"]
+    actions = ["issue_pairing_codes", "invite_guardians"]
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -416,6 +434,10 @@ class CourseAdmin(TenantScopedAdmin):
             return None
         url = reverse(f"{self.admin_site.name}:linking_pairingcode_issue")
         return redirect(f"{url}?course={queryset.get().pk}")
+
+    @admin.action(description=_("Invite the guardians of the selected course by e-mail"))
+    def invite_guardians(self, request, queryset):
+        return _bulk_invitation_preview(self, request, queryset, "course")
 
 
 # ---------------------------------------------------------------- links

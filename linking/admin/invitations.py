@@ -3,19 +3,23 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ..models import AuditSource, GuardianInvitation, User
+from ..models import Account, AuditSource, Course, GuardianInvitation, User
 from ..request_context import actor_from_request
+from ..services import bulk_invitations
 from ..services import invitations as invitation_services
-from ..services.errors import LinkingError
+from ..services.errors import LinkingError, NotAuthorized
 from .tenancy import PersonSearchMixin, SafeAutocompleteSelect, TenantScopedAdmin
 
 State = GuardianInvitation.State
+
+# How many of the guardians to invite the preview lists (the counts cover all).
+PREVIEW_ROWS = 20
 
 
 class InvitationStateFilter(admin.SimpleListFilter):
@@ -88,8 +92,91 @@ class GuardianInvitationAdmin(PersonSearchMixin, TenantScopedAdmin):
                 self.admin_site.admin_view(self.invite_view),
                 name="{}_{}_add".format(*info),
             ),
+            path(
+                "bulk/",
+                self.admin_site.admin_view(self.bulk_view),
+                name="{}_{}_bulk".format(*info),
+            ),
             *super().get_urls(),
         ]
+
+    def _bulk_scope(self, request):
+        """The course or account the request names, within the staff member's tenant (else 404)."""
+        source = request.POST if request.method == "POST" else request.GET
+        course_id, account_id = source.get("course", ""), source.get("account", "")
+        if bool(course_id) == bool(account_id) or not (course_id or account_id).isdigit():
+            raise Http404
+        if course_id:
+            courses = self.admin_site._registry[Course].get_queryset(request)
+            course = courses.select_related("root_account").filter(pk=course_id).first()
+            if course is None:
+                raise Http404
+            return bulk_invitations.Scope(root_account=course.root_account, course=course)
+        accounts = self.admin_site._registry[Account].get_queryset(request)
+        account = accounts.filter(pk=account_id).first()
+        if account is None:
+            raise Http404
+        root = account if account.is_root else Account.objects.get(pk=account.root_account_id)
+        return bulk_invitations.Scope(root_account=root, account=account)
+
+    def bulk_view(self, request):
+        """Preview, then confirm: invite every guardian the SIS gives for a course or account.
+
+        Only staff allowed to invite in that school see the preview (it lists
+        guardians' addresses); the service checks again when confirmed.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        scope = self._bulk_scope(request)
+        actor = actor_from_request(request, AuditSource.ADMIN)
+        try:
+            bulk_invitations.require_bulk_inviter(actor, scope.root_account)
+        except NotAuthorized as error:
+            raise PermissionDenied from error
+        changelist = reverse(f"{self.admin_site.name}:linking_guardianinvitation_changelist")
+        if request.method == "POST" and request.POST.get("confirm"):
+            try:
+                result = bulk_invitations.invite_guardians(scope=scope, actor=actor)
+            except LinkingError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "Invited %(count)d guardian of %(scope)s; the e-mail is on its way.",
+                        "Invited %(count)d guardians of %(scope)s; the e-mails are on their way.",
+                        len(result.invited),
+                    )
+                    % {"count": len(result.invited), "scope": scope},
+                )
+                if result.plan.skipped_total:
+                    self.message_user(
+                        request,
+                        ngettext(
+                            "%(count)d skipped (see the reasons on the preview).",
+                            "%(count)d skipped (see the reasons on the preview).",
+                            result.plan.skipped_total,
+                        )
+                        % {"count": result.plan.skipped_total},
+                        messages.WARNING,
+                    )
+                return HttpResponseRedirect(changelist)
+        plan = bulk_invitations.plan_invitations(scope=scope)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Invite the guardians of %(scope)s") % {"scope": scope},
+            "scope": scope,
+            "scope_field": "course" if scope.course is not None else "account",
+            "scope_id": scope.course.pk if scope.course is not None else scope.account.pk,
+            "plan": plan,
+            "rows": plan.to_invite[:PREVIEW_ROWS],
+            "more": max(0, len(plan.to_invite) - PREVIEW_ROWS),
+            "skipped": plan.skipped_rows(),
+        }
+        response = TemplateResponse(request, "admin/linking/guardianinvitation/bulk.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def _base_url(self, request) -> str:
         return request.build_absolute_uri("/")

@@ -13,16 +13,33 @@ class InvitationQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.filter(state=GuardianInvitation.State.PENDING, expires_at__gt=now)
 
-    def expired(self, now=None) -> "InvitationQuerySet":
+    def lapsed(self, now=None) -> "InvitationQuerySet":
+        """Pending past their date, the expiry not recorded yet (invitations.record_expiries)."""
         now = now or timezone.now()
         return self.filter(state=GuardianInvitation.State.PENDING, expires_at__lte=now)
+
+    def expired(self, now=None) -> "InvitationQuerySet":
+        """Expired, whether the periodic task has recorded it yet or not."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(state=GuardianInvitation.State.EXPIRED)
+            | Q(state=GuardianInvitation.State.PENDING, expires_at__lte=now)
+        )
+
+    def mail_due(self, now=None) -> "InvitationQuerySet":
+        """Invitations made in bulk whose e-mail the task queue has still to send."""
+        return self.filter(mail_due_at__lte=now or timezone.now())
 
 
 class GuardianInvitation(models.Model):
     """An invitation for whoever holds ``email`` to observe ``student`` in ``root_account``.
 
     Only a keyed hash of the link's token is stored. "Expired" is a pending
-    invitation past ``expires_at`` (see ``current_state``).
+    invitation past ``expires_at`` (see ``current_state``) until the periodic
+    task records it as ``expired`` (services.invitations.record_expiries).
+    ``mail_due_at`` is set while the invitation's e-mail waits for the task
+    queue (bulk invitations; services.bulk_invitations): the table is the
+    outbox, and the task that sends the e-mail makes the link's token.
     """
 
     class State(models.TextChoices):
@@ -58,6 +75,7 @@ class GuardianInvitation(models.Model):
     sent_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
+    mail_due_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = InvitationQuerySet.as_manager()
 
@@ -75,7 +93,19 @@ class GuardianInvitation(models.Model):
                 ),
             ),
         ]
-        indexes = [models.Index(fields=["root_account", "state"], name="invitation_root_state")]
+        indexes = [
+            models.Index(fields=["root_account", "state"], name="invitation_root_state"),
+            models.Index(
+                fields=["mail_due_at"],
+                condition=Q(mail_due_at__isnull=False),
+                name="invitation_mail_due",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(state="pending"),
+                name="invitation_pending_expiry",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} → {self.student}"

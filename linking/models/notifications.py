@@ -22,6 +22,12 @@ WEBHOOK_EVENTS = [
     AuditAction.LINK_DELETED,
     AuditAction.CODE_REDEEMED,
     AuditAction.CODE_REVOKED,
+    AuditAction.INVITATION_SENT,
+    AuditAction.INVITATION_RESENT,
+    AuditAction.INVITATION_ACCEPTED,
+    AuditAction.INVITATION_DECLINED,
+    AuditAction.INVITATION_WITHDRAWN,
+    AuditAction.INVITATION_EXPIRED,
 ]
 
 

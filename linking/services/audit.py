@@ -14,6 +14,7 @@ def record_event(
     student=None,
     link=None,
     pairing_code=None,
+    invitation=None,
     detail: dict | None = None,
 ) -> AuditEvent:
     """Write one audit event, marked for the notification planner when it may notify anyone.
@@ -24,6 +25,38 @@ def record_event(
     event that may notify carries a snapshot of what its webhook payload
     says, taken now from the objects at hand, so the payload describes the
     change as it happened, whatever happens to the link afterwards.
+    """
+    event = build_event(
+        action=action,
+        actor=actor,
+        root_account=root_account,
+        observer=observer,
+        student=student,
+        link=link,
+        pairing_code=pairing_code,
+        invitation=invitation,
+        detail=detail,
+    )
+    event.save()
+    return event
+
+
+def build_event(
+    *,
+    action: str,
+    actor: Actor,
+    root_account=None,
+    observer=None,
+    student=None,
+    link=None,
+    pairing_code=None,
+    invitation=None,
+    detail: dict | None = None,
+) -> AuditEvent:
+    """The unsaved event ``record_event`` writes, for callers that insert many at once.
+
+    A bulk writer (services.bulk_invitations) builds its events with this and
+    saves them with one ``bulk_create``: the same fields, flags and snapshot.
     """
     pending = notifications.may_notify(action, root_account)
     actor_user = actor.user if actor.user is not None and actor.user.pk else None
@@ -37,11 +70,12 @@ def record_event(
             student=student,
             link=link,
             pairing_code=pairing_code,
+            invitation=invitation,
         )
         if pending
         else None
     )
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         source=actor.source,
         actor=actor_user,

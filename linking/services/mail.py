@@ -52,6 +52,6 @@ def send_to_person(
     try:
         message.send()
     except Exception:  # any backend error: logged, the page's answer stays the same
-        logger.exception("could not send %s to user %s", template, person.pk)
+        logger.exception("could not send %s to user %s", template, getattr(person, "pk", None))
         return False
     return True

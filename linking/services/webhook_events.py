@@ -73,8 +73,35 @@ def _link(states: list[str]) -> dict:
     }
 
 
-def _event(event_type: str, *, link: dict | None, pairing_code: bool) -> dict:
-    return {
+_INVITATION = {
+    "type": "object",
+    "description": (
+        "The guardian invitation as it was right after this event. Its link's token is never sent."
+    ),
+    "required": ["id", "state"],
+    "properties": {
+        "id": _ID,
+        "state": {"enum": ["pending", "accepted", "declined", "withdrawn", "expired"]},
+        "email": {
+            "type": "string",
+            "format": "email",
+            "description": "The address invited (the invitation is bound to it).",
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When its link stops working (renewed by a resend).",
+        },
+    },
+    "additionalProperties": False,
+}
+
+
+def _event(
+    event_type: str, *, link: dict | None, pairing_code: bool, invitation: bool = False
+) -> dict:
+    schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": event_type,
         "type": "object",
@@ -111,6 +138,15 @@ def _event(event_type: str, *, link: dict | None, pairing_code: bool) -> dict:
         },
         "additionalProperties": False,
     }
+    if invitation:
+        schema["required"].append("invitation")
+        schema["properties"]["invitation"] = _INVITATION
+    return schema
+
+
+def _invitation_event(event_type: str, *, link: dict | None = None) -> dict:
+    """An invitation event: ``observer`` is the guardian when known (bulk, answers), else null."""
+    return _event(event_type, link=link, pairing_code=False, invitation=True)
 
 
 def _optional(schema: dict) -> dict:
@@ -139,6 +175,32 @@ CATALOGUE: dict[str, dict] = {
     "pairing_code.revoked": {
         "summary": "A pairing code was revoked before use",
         "schema": _event("pairing_code.revoked", link={"type": "null"}, pairing_code=True),
+    },
+    "invitation.sent": {
+        "summary": "A guardian was invited by e-mail to observe a student",
+        "schema": _invitation_event("invitation.sent"),
+    },
+    "invitation.resent": {
+        "summary": "An invitation was e-mailed again with a new link and a new expiry",
+        "schema": _invitation_event("invitation.resent"),
+    },
+    "invitation.accepted": {
+        "summary": "The invited guardian accepted (the link has its own event)",
+        "schema": _invitation_event(
+            "invitation.accepted", link=_optional(_link(["active", "pending"]))
+        ),
+    },
+    "invitation.declined": {
+        "summary": "The invited guardian declined; no link was made",
+        "schema": _invitation_event("invitation.declined"),
+    },
+    "invitation.withdrawn": {
+        "summary": "Staff withdrew a pending invitation; its link stopped working",
+        "schema": _invitation_event("invitation.withdrawn"),
+    },
+    "invitation.expired": {
+        "summary": "A pending invitation passed its expiry unanswered",
+        "schema": _invitation_event("invitation.expired"),
     },
     PING_EVENT: {
         "summary": "A test post sent from the admin (Send a test ping)",

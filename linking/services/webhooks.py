@@ -252,15 +252,47 @@ _ACTION_STATE = {
 }
 
 
+# The state an invitation is in right after each of its events.
+_INVITATION_STATE = {
+    "invitation.sent": "pending",
+    "invitation.resent": "pending",
+    "invitation.accepted": "accepted",
+    "invitation.declined": "declined",
+    "invitation.withdrawn": "withdrawn",
+    "invitation.expired": "expired",
+}
+
+
+def invitation_snapshot(action: str, invitation) -> dict:
+    """An invitation as its event's payload shows it: never its token (nor the token's hash)."""
+    return {
+        "id": invitation.pk,
+        "state": _INVITATION_STATE.get(action, invitation.state),
+        "email": invitation.email,
+        "created_at": invitation.created_at.isoformat(),
+        "expires_at": invitation.expires_at.isoformat(),
+    }
+
+
 def snapshot_for(
-    *, action: str, source: str, actor_user, root_account, observer, student, link, pairing_code
+    *,
+    action: str,
+    source: str,
+    actor_user,
+    root_account,
+    observer,
+    student,
+    link,
+    pairing_code,
+    invitation=None,
 ) -> dict:
     """What an event's payload says beyond its id, type and time, as things are right now.
 
     Called by ``audit.record_event`` inside the change's transaction, from
-    the objects the service already holds (no query).
+    the objects the service already holds (no query). Invitation events
+    carry an ``invitation`` object too.
     """
-    return {
+    snapshot = {
         "root_account": _root(root_account),
         "observer": _person(observer),
         "student": _person(student),
@@ -279,6 +311,11 @@ def snapshot_for(
         "pairing_code": None if pairing_code is None else {"id": pairing_code.pk},
         "actor": {"user": _person(actor_user), "source": source},
     }
+    if action in _INVITATION_STATE:
+        snapshot["invitation"] = (
+            invitation_snapshot(action, invitation) if invitation is not None else None
+        )
+    return snapshot
 
 
 def event_payload(event: AuditEvent, *, protected: bool = False) -> dict:
@@ -307,6 +344,12 @@ def event_payload(event: AuditEvent, *, protected: bool = False) -> dict:
             snapshot["link"]["source"] = event.detail["source"]
         if event.actor_id is not None:
             snapshot["actor"]["user"] = {"id": event.actor_id, "name": event.actor.name}
+        if event.action in _INVITATION_STATE:
+            detail = event.detail or {}
+            snapshot["invitation"] = {
+                "id": detail.get("invitation_id"),
+                "state": _INVITATION_STATE[event.action],
+            }
     if protected and snapshot.get("student") is not None:
         snapshot = {**snapshot, "student": {"id": snapshot["student"]["id"], "protected": True}}
     return {
@@ -322,7 +365,10 @@ def encode(payload: dict) -> str:
 
 
 def order_key(event: AuditEvent) -> str:
-    """Deliveries with one key reach an endpoint in event order: per link, else per code."""
+    """Deliveries with one key reach an endpoint in event order: per link, invitation or code."""
+    invitation_id = (event.detail or {}).get("invitation_id")
+    if event.action in _INVITATION_STATE and invitation_id is not None:
+        return f"invitation:{invitation_id}"
     if event.link_id is not None:
         return f"link:{event.link_id}"
     if event.pairing_code_id is not None:

@@ -53,8 +53,35 @@ def endpoint(root_account):
     )
 
 
+def _invitation_events(student, observer, root_account, staff):
+    """One event of each invitation type, through the invitation services."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from linking.services import invitations
+    from linking.services.context import Actor
+
+    def invite():
+        return invitations.invite_guardian(
+            student=student,
+            email=observer.email,
+            root_account=root_account,
+            actor=Actor(user=staff),
+            base_url="http://default.test/",
+        ).invitation
+
+    accepted = invite()  # invitation.sent
+    invite()  # the same address again: invitation.resent
+    invitations.accept_invitation(invitation=accepted, user=observer, actor=Actor(user=observer))
+    invitations.decline_invitation(invitation=invite(), user=observer, actor=Actor(user=observer))
+    invitations.withdraw_invitation(invitation=invite(), actor=Actor(user=staff))
+    invite()
+    invitations.record_expiries(now=timezone.now() + timedelta(days=30))
+
+
 def test_every_payload_the_service_writes_matches_its_schema(
-    endpoint, link, student, observer, root_account, system_actor
+    endpoint, link, student, observer, root_account, system_actor, staff_a
 ):
     course = factories.CourseFactory(account=root_account)
     factories.EnrollmentFactory(user=student, course=course)
@@ -68,6 +95,7 @@ def test_every_payload_the_service_writes_matches_its_schema(
     )
     spare = issue_pairing_code(student=student, root_account=root_account, actor=system_actor)
     revoke_pairing_code(pairing_code=spare.pairing_code, actor=system_actor)
+    _invitation_events(student, observer, root_account, staff_a)
     webhooks.queue_ping(endpoint=endpoint)
     notifications.plan_all_pending()
 

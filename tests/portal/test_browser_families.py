@@ -252,3 +252,50 @@ def test_student_invites_by_email_from_the_pairing_page(browser_page, live_serve
     page.wait_for_selector("html[lang=es]")
     assert_accessible(page)
     assert GuardianInvitation.objects.get().invited_by == sam
+
+
+def test_staff_invite_every_guardian_of_a_course_after_a_preview(browser_page, live_server, school):
+    from linking import tasks
+    from linking.models import GuardianInvitation
+    from linking.services import enrollments
+    from linking.services.accounts import make_account_admin
+
+    page, base = browser_page, live_server.url
+    course = factories.CourseFactory(account=school, name="Biology 101")
+    for number, name in enumerate(["Sam Rivera", "Lea Rivera"], start=1):
+        student = _person(school, name, f"s{number}@riverside.test")
+        Login.objects.filter(user=student).update(
+            sis_user_id=f"S{number}", sis_role="student", sis_agent_ids=f"G{number}"
+        )
+        enrollments.enroll_user(user=student, course=course, type="student")
+        guardian = _person(
+            school, f"Gina {number}", f"g{number}@sis.test", email=f"gina{number}@family.test"
+        )
+        Login.objects.filter(user=guardian).update(sis_user_id=f"G{number}", sis_role="guardian")
+    staff = _person(school, "Ada Admin", "ada")
+    make_account_admin(user=staff, account=school)
+
+    page.goto(f"{base}/admin/")
+    page.get_by_label("Login ID").fill("ada")
+    page.get_by_label("Password").fill(factories.TEST_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{base}/admin/linking/course/")
+    page.locator(f"input[name=_selected_action][value='{course.pk}']").check()
+    page.locator("select[name=action]").select_option("invite_guardians")
+    page.get_by_role("button", name="Go").click()
+    page.wait_for_url(re.compile(r".*/guardianinvitation/bulk/\?course=\d+$"))
+    assert page.get_by_text("2 guardians will be invited").is_visible()
+    assert page.get_by_role("cell", name="gina1@family.test").is_visible()
+    assert_accessible(page)
+    save_screenshot(page, "admin-bulk-invitations")
+    page.context.add_cookies([{"name": "django_language", "value": "es", "url": base}])
+    page.reload()
+    page.wait_for_selector("html[lang=es]")
+    assert page.get_by_text("Se invitará a 2 tutores").is_visible()
+    assert_accessible(page)
+    page.get_by_role("button", name="Enviar las invitaciones").click()
+    page.wait_for_url(f"{base}/admin/linking/guardianinvitation/")
+    assert GuardianInvitation.objects.filter(mail_due_at__isnull=False).count() == 2
+
+    assert tasks.send_invitation_emails.call() == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["gina1@family.test", "gina2@family.test"]
