@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('linking', '0015_families'),
+        ('linking', '0016_enrollment_course_in_root_account'),
     ]
 
     operations = [

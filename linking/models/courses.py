@@ -52,8 +52,13 @@ class Course(models.Model):
     name = models.CharField(max_length=255)
     course_code = models.CharField(max_length=255, blank=True)
     account = models.ForeignKey("linking.Account", on_delete=models.PROTECT, related_name="courses")
+    # Leads the (root_account, id) unique constraint below, so no index of its own.
     root_account = models.ForeignKey(
-        "linking.Account", on_delete=models.PROTECT, related_name="+", editable=False
+        "linking.Account",
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        db_index=False,
     )
     sis_course_id = models.CharField(max_length=255, null=True, blank=True)
     term = models.ForeignKey(
@@ -70,6 +75,16 @@ class Course(models.Model):
                 condition=Q(sis_course_id__isnull=False),
                 name="course_unique_sis_id_per_root",
                 violation_error_message=_("Another course of this school already has this SIS id."),
+            ),
+            # What an enrollment's composite foreign key (course, root account)
+            # refers to on PostgreSQL (migration 0016), and the index for a
+            # school's courses. Led by the root account: with the id first, a
+            # planner without statistics took the root account's own index for
+            # the key's check and walked every course of the school per row.
+            models.UniqueConstraint(
+                fields=["root_account", "id"],
+                name="course_root_account_with_id",
+                violation_error_message=_("A course belongs to one school."),
             ),
         ]
 

@@ -139,3 +139,31 @@ def test_an_enrollment_belongs_to_its_courses_root_account(root_account, other_r
         user=student, course=course, root_account=root_account, type="student"
     )
     assert Enrollment.objects.get().pk == made.pk
+
+
+@pytest.mark.django_db
+def test_the_composite_keys_check_holds_its_plan_without_statistics(root_account):
+    """The check PostgreSQL runs per enrollment finds the course by a unique index, not by school.
+
+    With no statistics on the courses (a small school's first import never
+    analyses them), the generic plan of the key's check once walked the root
+    account's index: every course of the school for each enrollment written.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("the composite foreign key is PostgreSQL's (migration 0016)")
+    for _ in range(30):
+        factories.CourseFactory(account=root_account)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(
+            "PREPARE course_key_check (bigint, bigint) AS SELECT 1 FROM ONLY linking_course x"
+            " WHERE id = $1 AND root_account_id = $2 FOR KEY SHARE OF x"
+        )
+        try:
+            cursor.execute("EXPLAIN EXECUTE course_key_check (1, 1)")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE course_key_check")
+    assert "Index Cond: ((root_account_id = $2) AND (id = $1))" in plan or (
+        "linking_course_pkey" in plan
+    ), plan
