@@ -167,3 +167,41 @@ def test_the_composite_keys_check_holds_its_plan_without_statistics(root_account
     assert "Index Cond: ((root_account_id = $2) AND (id = $1))" in plan or (
         "linking_course_pkey" in plan
     ), plan
+
+
+@pytest.mark.django_db
+def test_an_imports_new_courses_are_analysed(sis_dir, run_import, monkeypatch):
+    """PostgreSQL: a courses file's new courses get statistics before the enrollments come.
+
+    Without them the enrollments file's course lookup took the courses for a
+    handful and tested every course of the school against each chunk's keys
+    (16 of the file's 39 seconds for a 5,000-course district).
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    from linking.services.sis import bulkdb
+
+    monkeypatch.setattr(bulkdb, "ANALYZE_AFTER", 20)
+    rows = "".join(f"C{n},Course {n},Course {n},,,active\n" for n in range(40))
+    path = sis_dir(
+        "courses.csv", "course_id,short_name,long_name,account_id,term_id,status\n" + rows
+    )
+    report = run_import(path)
+    assert report.files[0].counts["created"] == 40
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'linking_course'")
+        assert cursor.fetchone()[0] >= 40
+
+
+def test_any_of_sends_texts_as_text_and_ids_as_bigint():
+    """The array's type is the one the column compares in, so no plan coerces it per row."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's arrays")
+    sql, params = (
+        Login.objects.filter(any_of("sis_user_id", ["a", "b"]), any_of("user_id", [1, 2]))
+        .values_list("id")
+        .query.sql_with_params()
+    )
+    assert '"sis_user_id" = ANY(%s::text[])' in sql
+    assert '"user_id" = ANY(%s::bigint[])' in sql
+    assert '{"a","b"}' in params and "{1,2}" in params

@@ -38,7 +38,7 @@ from ...models.lookups import any_of, json_array
 from ..accounts import builtin_admin_role
 from ..bulk import update_in_bulk
 from ..enrollments import sync_observers_in_bulk
-from .bulkdb import SeenIds, insert_returning_ids, new_row
+from .bulkdb import SeenIds, insert_returning_ids, new_row, note_inserted
 from .report import FileReport, ImportReport
 from .rows import ImportContext
 
@@ -279,6 +279,7 @@ def apply_terms(step: Step, records: list[Record]) -> None:
             step.count(_outcome(changed, "workflow_state", state == Term.State.DELETED))
             seen.append(term.pk)
         Term.objects.bulk_create(new)
+        note_inserted(Term, len(new))
         Term.objects.bulk_update(changed_terms, ["name", "start_at", "end_at", "workflow_state"])
         step.mark_seen([*seen, *(term.pk for term in new)])
 
@@ -311,11 +312,13 @@ def apply_courses(step: Step, records: list[Record]) -> None:
                     "sis_term_id", "pk"
                 )
             )
+        # No ordering: "ORDER BY id" lured the generic plan onto the school's
+        # (root_account, id) index, testing every course against the chunk's keys.
         courses = {
             course.sis_course_id: course
             for course in Course.objects.filter(
                 any_of("sis_course_id", [r.values["course_id"] for r in run]), root_account=root
-            )
+            ).order_by()
         }
         duplicates = _seen_before(step, [course.pk for course in courses.values()])
         new, changed_courses, seen = [], [], []
@@ -362,6 +365,9 @@ def apply_courses(step: Step, records: list[Record]) -> None:
             step.count(_outcome(changed, "workflow_state", v["state"] == Course.State.DELETED))
             seen.append(course.pk)
         Course.objects.bulk_create(new, batch_size=1000)
+        # Counted so the courses get statistics: without them the enrollments'
+        # course lookup tested every course of the school per chunk.
+        note_inserted(Course, len(new))
         Course.objects.bulk_update(
             changed_courses,
             ["name", "course_code", "account_id", "workflow_state", "term_id"],
@@ -638,7 +644,9 @@ def _apply_enrollment_run(step: Step, run: list[Record]) -> None:
     courses = dict(
         Course.objects.filter(
             any_of("sis_course_id", {r.values["course_id"] for r in run}), root_account=root
-        ).values_list("sis_course_id", "pk")
+        )
+        .order_by()  # see apply_courses: an ORDER BY id plan walks every course of the school
+        .values_list("sis_course_id", "pk")
     )
     sis_ids = {r.values["user_id"] for r in run} | {
         r.values["associated_user_id"] for r in run if r.values.get("associated_user_id")
@@ -851,6 +859,7 @@ def apply_admins(step: Step, records: list[Record]) -> None:
             else:
                 step.count("unchanged")
         AccountAdmin.objects.bulk_create(new)
+        note_inserted(AccountAdmin, len(new))
         AccountAdmin.objects.bulk_update(changed, ["workflow_state"])
         if staff:
             # Admins may sign in to the staff admin (services.accounts.make_account_admin).
