@@ -286,6 +286,34 @@ def record_refusal(
     )
 
 
+def judge_link(
+    *,
+    observer: User | None,
+    student: User,
+    root_account: Account,
+    by_staff: bool,
+    consent_at: datetime | None = None,
+    new_person_email: str = "",
+) -> Verdict:
+    """``judge`` for one link."""
+    return judge(
+        root_account=root_account,
+        pairs=[(observer.pk if observer is not None else None, student.pk)],
+        by_staff=by_staff,
+        consent_at=consent_at,
+        new_person_email=new_person_email,
+    ).popitem()[1]
+
+
+class Refused(Exception):
+    """A link judged refused inside its writer's transaction (recorded and raised outside it)."""
+
+    def __init__(self, verdict: Verdict, root_account: Account):
+        super().__init__(verdict.rule)
+        self.verdict = verdict
+        self.root_account = root_account
+
+
 def enforce(
     *,
     observer: User | None,
@@ -302,18 +330,21 @@ def enforce(
     Returns the verdict per root account id (ALLOW or PENDING). Raises the
     error ``refusal_error`` chooses. Callers run it before they open the
     transaction that writes the link, so the refusal's audit event is not
-    rolled back with it (link_observer checks again inside, for races).
+    rolled back with it; link_observer judges again inside that transaction,
+    after locking the student (services.locks), which closes the race with
+    a restriction being recorded.
     """
     by_staff = is_staff_link(source=source, actor=actor, observer=observer)
     verdicts = {}
     for root_account in root_accounts:
-        verdict = judge(
+        verdict = judge_link(
+            observer=observer,
+            student=student,
             root_account=root_account,
-            pairs=[(observer.pk if observer is not None else None, student.pk)],
             by_staff=by_staff,
             consent_at=consent_at,
             new_person_email=new_person_email,
-        ).popitem()[1]
+        )
         if verdict.refused:
             if record:
                 record_refusal(
