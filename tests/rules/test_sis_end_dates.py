@@ -374,3 +374,30 @@ def test_oneroster_export_of_differing_end_dates_writes_the_latest(tmp_path, sch
     assert counts.mixed_end_dates == 1
     rows = (tmp_path / "export" / "users.csv").read_text().splitlines()
     assert next(row for row in rows if row.startswith("g-maria,")).endswith(",2099-03-01")
+
+
+def test_a_oneroster_delta_sets_the_end_dates_of_the_observers_it_sends(tmp_path, school):
+    import_sis(
+        paths=[_bundle(tmp_path, {"g-maria": "2099-06-15"}, "base")], root_account=school, actor=SIS
+    )
+    delta = _bundle(tmp_path, {"g-david": "2099-09-01"}, "delta", source="v11_delta")
+    users = delta / "users.csv"
+    # g-david names his student himself, so the delta recomputes his link.
+    users.write_text(
+        users.read_text().replace(
+            ",david.okafor@mail.example,,,,,", ",david.okafor@mail.example,,,s-cara,,"
+        )
+    )
+
+    report = import_sis(paths=[delta], root_account=school, actor=SIS)
+
+    assert not report.failed, report.errors
+    june = dt.datetime(2099, 6, 15, tzinfo=CHICAGO)
+    assert _ends(school) == {
+        # Not in the delta: left as they were.
+        ("g-maria", "s-ava"): ("active", june),
+        ("g-maria", "s-ben"): ("active", june),
+        ("g-hoa", "s-cara"): ("active", None),
+        # In the delta, with a date.
+        ("g-david", "s-cara"): ("active", dt.datetime(2099, 9, 1, tzinfo=CHICAGO)),
+    }
