@@ -374,14 +374,29 @@ def _open_for(invitation: GuardianInvitation, user: User) -> GuardianInvitation:
     return locked
 
 
-@transaction.atomic
 def accept_invitation(*, invitation: GuardianInvitation, user: User, actor: Actor):
     """Link ``user`` to the invited student (through links.link_observer) and close it.
 
     Raises InvitationNotOpen (answered, withdrawn or expired),
     InvitationForAnotherAddress (the user does not hold the address), or
-    whatever link_observer refuses (then nothing changes).
+    whatever link_observer refuses (then nothing changes). The rules of who
+    may observe are judged first, outside the transaction, so a refusal's
+    ``link.refused`` event is not rolled back with it (link_observer judges
+    again inside, under the student's lock).
     """
+    if invitation.current_state == State.PENDING and holds_address(user, invitation):
+        rules.enforce(
+            observer=user,
+            student=invitation.student,
+            root_accounts=[invitation.root_account],
+            source=LinkSource.INVITATION,
+            actor=actor,
+        )
+    return _accept_invitation(invitation=invitation, user=user, actor=actor)
+
+
+@transaction.atomic
+def _accept_invitation(*, invitation: GuardianInvitation, user: User, actor: Actor):
     invitation = _open_for(invitation, user)
     link, _changed = link_observer(
         observer=user,

@@ -30,6 +30,7 @@ from .errors import (
     NotAuthorized,
     RequiredFieldsMissing,
 )
+from .locks import share_students
 from .permissions import common_root_account_ids, root_accounts_with_permission
 
 # ``ends_at`` not given: the link keeps its end date.
@@ -50,9 +51,12 @@ def link_observer(
 ) -> tuple[ObservationLink, bool]:
     """Create or restore the link observer -> student on a root account (Canvas: create_or_restore).
 
-    The rules of who may observe (services.rules) are judged first: a
-    refusal raises (what rules.refusal_error chooses for the path), and a
-    link that needs the student's consent is made (or stays) pending.
+    The rules of who may observe (services.rules) are judged first, inside
+    the transaction and after a share lock on the student (services.locks:
+    a restriction recorded at the same moment is either seen here or sees
+    this link): a refusal is recorded once the transaction is rolled back,
+    and raises what rules.refusal_error chooses for the path; a link that
+    needs the student's consent is made (or stays) pending.
     Returns ``(link, changed)``: ``changed`` is False when the link was
     already active (or already pending). An active link's observer
     enrollments are brought in step with the student's. ``kind`` (None:
@@ -65,28 +69,46 @@ def link_observer(
         raise RequiredFieldsMissing()
     if observer.pk == student.pk:
         raise CannotObserveSelf()
-    verdict = rules.enforce(
-        observer=observer,
-        student=student,
-        root_accounts=[root_account],
-        source=source,
-        actor=actor,
-        consent_at=consent_at,
-    )[root_account.pk]
-    pending = verdict.outcome == rules.PENDING
     terms = {"kind": kind, "ends_at": ends_at}
+    try:
+        return _link_observer(
+            observer, student, root_account, actor, source, sis_batch, terms, consent_at
+        )
+    except rules.Refused as refused:
+        raise _refusal(refused, observer, student, actor, source) from None
+
+
+def _link_observer(observer, student, root_account, actor, source, sis_batch, terms, consent_at):
+    """link_observer's transaction; raises rules.Refused (not yet recorded)."""
     try:
         with transaction.atomic():
             return _link(
-                observer, student, root_account, actor, source, sis_batch, pending, verdict, terms
+                observer, student, root_account, actor, source, sis_batch, terms, consent_at
             )
     except IntegrityError:
         # A concurrent request inserted the same (observer, student, root) row
         # between our SELECT and INSERT; the retry finds it and restores it.
         with transaction.atomic():
             return _link(
-                observer, student, root_account, actor, source, sis_batch, pending, verdict, terms
+                observer, student, root_account, actor, source, sis_batch, terms, consent_at
             )
+
+
+def _refusal(refused: "rules.Refused", observer, student, actor, source) -> LinkingError:
+    """Record a refusal judged inside a rolled-back transaction; the error to raise."""
+    rules.record_refusal(
+        verdict=refused.verdict,
+        actor=actor,
+        root_account=refused.root_account,
+        observer=observer,
+        student=student,
+        source=source,
+    )
+    return rules.refusal_error(
+        verdict=refused.verdict,
+        source=source,
+        by_staff=rules.is_staff_link(source=source, actor=actor, observer=observer),
+    )
 
 
 def _set_terms(link: ObservationLink, terms: dict) -> list[str]:
@@ -100,7 +122,18 @@ def _set_terms(link: ObservationLink, terms: dict) -> list[str]:
     return changed
 
 
-def _link(observer, student, root_account, actor, source, sis_batch, pending, verdict, terms):
+def _link(observer, student, root_account, actor, source, sis_batch, terms, consent_at):
+    share_students([student.pk])
+    verdict = rules.judge_link(
+        observer=observer,
+        student=student,
+        root_account=root_account,
+        by_staff=rules.is_staff_link(source=source, actor=actor, observer=observer),
+        consent_at=consent_at,
+    )
+    if verdict.refused:
+        raise rules.Refused(verdict, root_account)
+    pending = verdict.outcome == rules.PENDING
     link = (
         ObservationLink.objects.select_for_update()
         .filter(observer=observer, student=student, root_account=root_account)
@@ -250,7 +283,9 @@ def link_observer_on_accounts(
     """Link on each given root account, atomically; returns the links.
 
     The rules are judged on every root account before anything is written,
-    so a refusal on one is recorded (outside the transaction) and links none.
+    so a refusal on one is recorded (outside the transaction) and links none;
+    each link is judged again as it is written (link_observer), and a
+    refusal found then undoes the others and is recorded too.
     """
     root_accounts = list(root_accounts)
     rules.enforce(
@@ -261,19 +296,19 @@ def link_observer_on_accounts(
         actor=actor,
         consent_at=consent_at,
     )
-    # No savepoint of its own: each link_observer call already has one.
-    with transaction.atomic(savepoint=False):
-        return [
-            link_observer(
-                observer=observer,
-                student=student,
-                root_account=account,
-                actor=actor,
-                source=source,
-                consent_at=consent_at,
-            )[0]
-            for account in root_accounts
-        ]
+    if observer.pk == student.pk:
+        raise CannotObserveSelf()
+    terms = {"kind": None, "ends_at": UNCHANGED}
+    try:
+        # A savepoint: the refusal is recorded after it is rolled back.
+        with transaction.atomic():
+            made = [
+                _link_observer(observer, student, account, actor, source, None, terms, consent_at)
+                for account in root_accounts
+            ]
+        return [link for link, _changed in made]
+    except rules.Refused as refused:
+        raise _refusal(refused, observer, student, actor, source) from None
 
 
 @transaction.atomic

@@ -216,6 +216,11 @@ def find_redeemable_code(
         ],
     )
     if not rows or not rows[0][1].is_active:
+        if vet is not None:
+            # Judged like a found code, for a student who does not exist (never
+            # refused): a code the rules refuse must not answer measurably later
+            # than a wrong one (docs/security.md §15).
+            vet(PairingCode(root_account=root_account, student=User(pk=0)))
         raise _failed_attempt(actor, root_account, "no_match", reservation.tries_left)
     found, student = rows[0]
     found.student = student
@@ -356,11 +361,10 @@ def link_rules_vet(
         elif observer is None:
             accounts = [found.root_account]
         else:
-            accounts = list(
-                Account.objects.filter(
-                    pk__in=common_root_account_ids(observer, found.student)
-                ).order_by("pk")
-            )
+            common = common_root_account_ids(observer, found.student)
+            if found.pk is None:  # find_redeemable_code's placeholder for a wrong code
+                common = {found.root_account_id}
+            accounts = list(Account.objects.filter(pk__in=common).order_by("pk"))
         return rules.enforce(
             observer=observer,
             student=found.student,

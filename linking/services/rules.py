@@ -149,6 +149,7 @@ def judge(
     now: datetime | None = None,
     consent_at: datetime | None = None,
     new_person_email: str = "",
+    fixed_work: bool = False,
 ) -> dict[tuple[int | None, int], Verdict]:
     """The verdict on each (observer id, student id) pair in one root account.
 
@@ -157,6 +158,11 @@ def judge(
     pairing code being used themselves (None otherwise). An observer id of
     None stands for a person without an account yet (parent sign-up),
     matched by ``new_person_email`` alone.
+
+    ``fixed_work`` runs every query whatever the verdicts: a refusal then
+    costs what an allowed link costs, and a wrong code judged as a
+    placeholder (services.pairing) what a refused one does, so the time an
+    answer takes does not tell them apart (docs/security.md §15).
     """
     now = now or timezone.now()
     pairs = set(pairs)
@@ -172,12 +178,10 @@ def judge(
         .order_by("id")
         .values_list("id", "student_id", "observer_id", "observer_email")
     )
+    emails: dict[int | None, set[str]] = {}
+    if observer_ids and (fixed_work or any(email for *_, email in restrictions)):
+        emails = _emails_of(observer_ids)
     if restrictions:
-        emails = (
-            _emails_of(observer_ids)
-            if any(email for _, _, _, email in restrictions) and observer_ids
-            else {}
-        )
         if new_person_email:
             emails[None] = {new_person_email.strip().lower()}
         for pair in pairs:
@@ -192,10 +196,11 @@ def judge(
                     break
     remaining = pairs - verdicts.keys()
 
-    if remaining and not by_staff:
+    if (remaining or fixed_work) and not by_staff:
+        asked = pairs if fixed_work else remaining
         protected = set(
             ProtectedStudent.objects.filter(
-                root_account=root_account, student_id__in={s for _, s in remaining}
+                root_account=root_account, student_id__in={s for _, s in asked}
             ).values_list("student_id", flat=True)
         )
         for pair in remaining:
@@ -203,25 +208,26 @@ def judge(
                 verdicts[pair] = Verdict(REFUSE, PROTECTED_STUDENT)
         remaining = pairs - verdicts.keys()
 
-    if not remaining:
+    if not remaining and not fixed_work:
         return verdicts
+    asked = pairs if fixed_work else remaining
     adults: set[int] = set()
     if root_account.age_of_majority is not None:
         cutoff = adulthood_cutoff(root_account.age_of_majority, timezone.localdate(now))
         adults = set(
             User.objects.filter(
-                any_of("id", {s for _, s in remaining}), birth_date__lte=cutoff
+                any_of("id", {s for _, s in asked}), birth_date__lte=cutoff
             ).values_list("pk", flat=True)
         )
     ended: dict[tuple[int, int], datetime] = {}
-    known = {observer for observer, _ in remaining if observer is not None}
+    known = {observer for observer, _ in asked if observer is not None}
     if known:
         # A pending link keeps its end reason: a second request must not
         # activate what the student ended.
         for observer, student, ended_at in (
             ObservationLink.objects.filter(
                 any_of("observer_id", known),
-                any_of("student_id", {s for _, s in remaining}),
+                any_of("student_id", {s for _, s in asked}),
                 root_account=root_account,
                 workflow_state__in=[ObservationLink.State.DELETED, ObservationLink.State.PENDING],
                 end_reason__in=[LinkEnd.STUDENT, LinkEnd.DECLINED],
@@ -286,6 +292,36 @@ def record_refusal(
     )
 
 
+def judge_link(
+    *,
+    observer: User | None,
+    student: User,
+    root_account: Account,
+    by_staff: bool,
+    consent_at: datetime | None = None,
+    new_person_email: str = "",
+    fixed_work: bool = False,
+) -> Verdict:
+    """``judge`` for one link."""
+    return judge(
+        root_account=root_account,
+        pairs=[(observer.pk if observer is not None else None, student.pk)],
+        by_staff=by_staff,
+        consent_at=consent_at,
+        new_person_email=new_person_email,
+        fixed_work=fixed_work,
+    ).popitem()[1]
+
+
+class Refused(Exception):
+    """A link judged refused inside its writer's transaction (recorded and raised outside it)."""
+
+    def __init__(self, verdict: Verdict, root_account: Account):
+        super().__init__(verdict.rule)
+        self.verdict = verdict
+        self.root_account = root_account
+
+
 def enforce(
     *,
     observer: User | None,
@@ -302,18 +338,23 @@ def enforce(
     Returns the verdict per root account id (ALLOW or PENDING). Raises the
     error ``refusal_error`` chooses. Callers run it before they open the
     transaction that writes the link, so the refusal's audit event is not
-    rolled back with it (link_observer checks again inside, for races).
+    rolled back with it; link_observer judges again inside that transaction,
+    after locking the student (services.locks), which closes the race with
+    a restriction being recorded.
     """
     by_staff = is_staff_link(source=source, actor=actor, observer=observer)
     verdicts = {}
     for root_account in root_accounts:
-        verdict = judge(
+        verdict = judge_link(
+            observer=observer,
+            student=student,
             root_account=root_account,
-            pairs=[(observer.pk if observer is not None else None, student.pk)],
             by_staff=by_staff,
             consent_at=consent_at,
             new_person_email=new_person_email,
-        ).popitem()[1]
+            # The refused person's answer must take as long as a wrong input's.
+            fixed_work=not by_staff,
+        )
         if verdict.refused:
             if record:
                 record_refusal(

@@ -38,6 +38,7 @@ from .audit import record_event
 from .context import Actor
 from .errors import LinkRefused, NotAuthorized, NotFound
 from .links import activate_pending_link, make_link_pending, unlink_observer
+from .locks import lock_student, share_students
 from .pairing import revoke_student_codes
 from .rules import (
     ADULT_STUDENT,
@@ -94,6 +95,9 @@ def record_restriction(
     check_restriction(
         student=student, observer=observer, observer_email=observer_email, reason=reason
     )
+    # Waits for links being written to the student to commit, so it ends
+    # them; a link written after this commits sees the restriction (locks).
+    lock_student(student.pk)
     restriction = ObservationRestriction.objects.create(
         root_account=root_account,
         student=student,
@@ -248,26 +252,29 @@ def approve_link(
 ) -> ObservationLink:
     """The student approves a pending link: it becomes active and enrollments follow.
 
-    Restrictions are judged again (one may have been recorded meanwhile).
+    Restrictions are judged again (one may have been recorded meanwhile),
+    under the student's share lock like any link being written (locks).
     Raises NotFound when the student has no such pending link.
     """
 
     link = _students_link(link_id, student, root_account, ObservationLink.State.PENDING)
-    verdict = judge(
-        root_account=root_account, pairs=[(link.observer_id, student.pk)], by_staff=True
-    ).popitem()[1]
-    if verdict.refused:
-        record_refusal(
-            verdict=verdict,
-            actor=actor,
-            root_account=root_account,
-            observer=link.observer,
-            student=student,
-            source=LinkSource.PORTAL,
-        )
-        raise LinkRefused()
-    activate_pending_link(link=link, actor=actor)
-    return link
+    with transaction.atomic():
+        share_students([student.pk])
+        verdict = judge(
+            root_account=root_account, pairs=[(link.observer_id, student.pk)], by_staff=True
+        ).popitem()[1]
+        if not verdict.refused:
+            activate_pending_link(link=link, actor=actor)
+            return link
+    record_refusal(
+        verdict=verdict,
+        actor=actor,
+        root_account=root_account,
+        observer=link.observer,
+        student=student,
+        source=LinkSource.PORTAL,
+    )
+    raise LinkRefused()
 
 
 def decline_link(

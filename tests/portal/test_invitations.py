@@ -278,6 +278,11 @@ def test_a_restriction_on_the_address_refuses_the_acceptance(
     assert "This invitation cannot be used. Ask the school" in page and "Court order" not in page
     assert not ObservationLink.objects.filter(observer=gina).exists()
     assert GuardianInvitation.objects.get().state == State.PENDING
+    # Every refusal is audited: the rule and the path, never the reason.
+    refusal = AuditEvent.objects.get(action=AuditAction.LINK_REFUSED)
+    assert (refusal.observer, refusal.student) == (gina, student)
+    assert refusal.detail["rule"] == "restriction" and refusal.detail["source"] == "invitation"
+    assert "Court order" not in str(refusal.detail)
 
 
 def test_a_student_invites_by_email_where_the_school_allows_it(

@@ -150,7 +150,7 @@ def test_export_download(client, staff_a, root_account, make_user):
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert sorted(archive.namelist()) == ["user_observers.csv", "users.csv"]
     assert archive.read("user_observers.csv").decode() == (
-        "observer_id,student_id,status\nP1,S1,active\n"
+        "observer_id,student_id,status,end_date\nP1,S1,active,\n"
     )
 
 

@@ -131,7 +131,9 @@ def test_export_command_round_trips(sis_dir, sis_users, root_account, tmp_path):
     out, _ = run("sis_export", "--domain", "default.test", "--output", str(target))
 
     assert "users.csv: 4 rows; user_observers.csv: 1 rows" in out
-    assert (target / "user_observers.csv").read_text() == HEADER + "U001,U002,active\n"
+    assert (target / "user_observers.csv").read_text() == (
+        "observer_id,student_id,status,end_date\nU001,U002,active,\n"
+    )
     out, _ = run("sis_import", str(target), "--domain", "default.test")
     assert ObservationLink.objects.active().count() == 1
     with pytest.raises(CommandError):

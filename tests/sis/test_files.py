@@ -389,7 +389,7 @@ def test_export_then_import_round_trips(
     assert (counts.users, counts.user_observers, counts.skipped_links) == (4, 1, 1)
     assert (
         out / "user_observers.csv"
-    ).read_text() == "observer_id,student_id,status\nP1,S1,active\n"
+    ).read_text() == "observer_id,student_id,status,end_date\nP1,S1,active,\n"
 
     # Re-importing into the same school changes nothing...
     again = run_import(out)
@@ -419,4 +419,4 @@ def test_export_writes_headers_for_an_empty_school(tmp_path, root_account):
     assert counts.users == 0
     assert (tmp_path / "users.csv").read_text().startswith("user_id,integration_id,login_id")
     lines = io.StringIO((tmp_path / "user_observers.csv").read_text()).readlines()
-    assert lines == ["observer_id,student_id,status\n"]
+    assert lines == ["observer_id,student_id,status,end_date\n"]

@@ -44,6 +44,12 @@ class Command(BaseCommand):
                     if counts.skipped_links
                     else ""
                 )
+                + (
+                    f"; {counts.mixed_end_dates} observers' links end on different dates "
+                    "(their latest end date was written)"
+                    if counts.mixed_end_dates
+                    else ""
+                )
             )
             return
         self.stdout.write(

@@ -2,8 +2,10 @@
 
 The files re-import to the same state: every login with an SIS user id
 becomes a users.csv row, every active link between two such users a
-user_observers.csv row. Links where either side has no SIS id cannot be
-expressed in the format and are counted as skipped.
+user_observers.csv row, with its end date in our extension column
+(``end_date``; OneRoster: ``metadata.observers.ends_on`` on the observer's
+row). Links where either side has no SIS id cannot be expressed in the
+format and are counted as skipped.
 """
 
 import csv
@@ -15,7 +17,9 @@ from pathlib import Path
 from django.db.models import OuterRef, Subquery
 
 from ...models import Account, Login, ObservationLink
-from .oneroster import COLUMNS, FILES_11, USER_ROLES_11
+from ...timezones import school_time_zone
+from .oneroster import COLUMNS, ENDS_ON_COLUMN, FILES_11, USER_ROLES_11
+from .user_observers import END_DATE_COLUMN, format_link_end
 
 USERS_HEADER = [
     "user_id",
@@ -30,7 +34,7 @@ USERS_HEADER = [
     "email",
     "status",
 ]
-USER_OBSERVERS_HEADER = ["observer_id", "student_id", "status"]
+USER_OBSERVERS_HEADER = ["observer_id", "student_id", "status", END_DATE_COLUMN]
 
 
 @dataclass
@@ -38,6 +42,8 @@ class ExportCounts:
     users: int = 0
     user_observers: int = 0
     skipped_links: int = 0
+    # OneRoster: observers whose links end on different dates (one column per observer).
+    mixed_end_dates: int = 0
 
 
 def _sis_logins(root_account: Account):
@@ -90,14 +96,15 @@ def write_user_observers(root_account: Account, out: io.TextIOBase) -> tuple[int
         .filter(root_account=root_account)
         .annotate(observer_sis=sis_id_of("observer_id"), student_sis=sis_id_of("student_id"))
         .order_by("id")
-        .values_list("observer_sis", "student_sis")
+        .values_list("observer_sis", "student_sis", "ends_at")
     )
+    zone = school_time_zone(root_account)
     written = skipped = 0
-    for observer_sis, student_sis in links.iterator(chunk_size=2000):
+    for observer_sis, student_sis, ends_at in links.iterator(chunk_size=2000):
         if observer_sis is None or student_sis is None:
             skipped += 1
             continue
-        writer.writerow([observer_sis, student_sis, "active"])
+        writer.writerow([observer_sis, student_sis, "active", format_link_end(ends_at, zone)])
         written += 1
     return written, skipped
 
@@ -139,7 +146,7 @@ ONEROSTER_MANIFEST = (
     *((f"file.{name}", "bulk" if name == "users" else "absent") for name in FILES_11),
     ("source.systemName", "observers"),
 )
-ONEROSTER_USERS_HEADER = list(COLUMNS["users/1.1"])
+ONEROSTER_USERS_HEADER = [*COLUMNS["users/1.1"], ENDS_ON_COLUMN]
 _OBSERVER_ROLES = {"parent", "guardian", "relative"}
 _ENROLLMENT_ROLES = {"student": "student", "teacher": "teacher", "ta": "aide"}
 EXPORT_CHUNK = 2000
@@ -167,14 +174,36 @@ def _oneroster_role(login: Login, observes: list[str], observed: bool, enrolled:
     return "student"
 
 
-def write_oneroster_users(root_account: Account, out: io.TextIOBase) -> tuple[int, int]:
-    """users.csv (1.1) with every live SIS login and its agents; returns (rows, links skipped)."""
+def _observers_end(ends: list) -> tuple[object, bool]:
+    """One end date for all of an observer's links, and whether they differed.
+
+    The column is per observer: when their links end on different dates the
+    latest is written (no end counts as latest), so a re-import ends none
+    earlier than it would have ended.
+    """
+    if not ends:
+        return None, False
+    mixed = len(set(ends)) > 1
+    if None in ends:
+        return None, mixed
+    return max(ends), mixed
+
+
+def write_oneroster_users(
+    root_account: Account, out: io.TextIOBase, counts: ExportCounts | None = None
+) -> tuple[int, int]:
+    """users.csv (1.1) with every live SIS login and its agents; returns (rows, links skipped).
+
+    ``counts.mixed_end_dates`` counts the observers whose links' end dates
+    could not all be written (_observers_end).
+    """
     from ...models import Enrollment
     from ...models.lookups import any_of
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ONEROSTER_USERS_HEADER)
     org = root_account.sis_account_id or f"root-{root_account.pk}"
+    zone = school_time_zone(root_account)
     rows = exported = 0
     last = 0
     while True:
@@ -192,9 +221,9 @@ def write_oneroster_users(root_account: Account, out: io.TextIOBase) -> tuple[in
             ObservationLink.objects.active()
             .filter(root_account=root_account)
             .filter(any_of("observer_id", user_ids) | any_of("student_id", user_ids))
-            .values_list("observer_id", "student_id", "kind")
+            .values_list("observer_id", "student_id", "kind", "ends_at")
         )
-        partners = {u for observer, student, _ in links for u in (observer, student)}
+        partners = {u for observer, student, *_ in links for u in (observer, student)}
         sis = dict(
             _sis_logins(root_account)
             .filter(any_of("user_id", partners))
@@ -210,13 +239,18 @@ def write_oneroster_users(root_account: Account, out: io.TextIOBase) -> tuple[in
             enrolled.setdefault(user_id, set()).add(kind)
         for login in logins:
             user = login.user
-            observes = [kind for o, s, kind in links if o == user.pk and s in sis]
+            observes = [kind for o, s, kind, _ in links if o == user.pk and s in sis]
             exported += len(observes)
-            observed = any(s == user.pk and o in sis for o, s, _ in links)
+            observed = any(s == user.pk and o in sis for o, s, *_ in links)
             agents = sorted(
-                {sis[s] for o, s, _ in links if o == user.pk and s in sis}
-                | {sis[o] for o, s, _ in links if s == user.pk and o in sis}
+                {sis[s] for o, s, *_ in links if o == user.pk and s in sis}
+                | {sis[o] for o, s, *_ in links if s == user.pk and o in sis}
             )
+            ends, mixed = _observers_end(
+                [ends_at for o, s, _, ends_at in links if o == user.pk and s in sis]
+            )
+            if mixed and counts is not None:
+                counts.mixed_end_dates += 1
             family = user.last_name or user.name
             given = user.first_name or ("" if user.last_name else user.name)
             writer.writerow(
@@ -239,6 +273,7 @@ def write_oneroster_users(root_account: Account, out: io.TextIOBase) -> tuple[in
                     ",".join(agents),
                     "",
                     "",
+                    format_link_end(ends, zone),
                 ]
             )
             rows += 1
@@ -260,7 +295,7 @@ def export_oneroster_directory(*, root_account: Account, directory: str | Path) 
     with (directory / "manifest.csv").open("w", encoding="utf-8", newline="") as out:
         _write_manifest(out)
     with (directory / "users.csv").open("w", encoding="utf-8", newline="") as out:
-        counts.users, counts.skipped_links = write_oneroster_users(root_account, out)
+        counts.users, counts.skipped_links = write_oneroster_users(root_account, out, counts)
     return counts
 
 
@@ -274,7 +309,7 @@ def export_oneroster_zip(*, root_account: Account, target) -> ExportCounts:
                 if write is None:
                     _write_manifest(text)
                 else:
-                    counts.users, counts.skipped_links = write(root_account, text)
+                    counts.users, counts.skipped_links = write(root_account, text, counts)
                 text.flush()
                 text.detach()
     return counts

@@ -8,6 +8,7 @@ from time import perf_counter
 from django.db import transaction
 
 from ...models import Account, AuditSource, ObservationLink, SisBatch
+from ...timezones import school_time_zone
 from ..context import Actor
 from . import guard, oneroster, user_observers
 from .apply import (
@@ -237,7 +238,7 @@ def _apply_file(ctx, source: SisSource, file: FileReport, report: ImportReport, 
 
 
 def _apply_link_chunk(ctx, chunk: list[SisRow], file: FileReport, report: ImportReport) -> None:
-    errors, valid = user_observers.check_rows(chunk, file)
+    errors, valid = user_observers.check_rows(chunk, file, school_time_zone(ctx.root_account))
     user_observers.apply_links_retrying(ctx, valid, file, report, errors=errors)
 
 

@@ -50,7 +50,9 @@ from ...models import (
     Term,
 )
 from ...models.lookups import any_of
+from ...timezones import school_time_zone
 from .. import safeguarding
+from ..links import UNCHANGED
 from . import guard, user_observers
 from .apply import (
     Record,
@@ -198,11 +200,16 @@ COLUMNS["users/1.2"] = (
     "primaryOrgSourcedId",
     "pronouns",
 )
-# Our extension columns, read when present (OneRoster's ``metadata.*`` convention),
-# never written by the exporter: users.csv may say a student is protected
-# (services.safeguarding; "true", "false", or empty to leave it as it is).
+# Our extension columns, read when present (OneRoster's ``metadata.*`` convention):
+# users.csv may say a student is protected (services.safeguarding; "true",
+# "false", or empty to leave it as it is; never exported), and on an
+# observer's row when their SIS links end (an ISO 8601 date or date and
+# time, empty for no end; exported). OneRoster has no field for the end of a
+# relationship: roles.csv's endDate ends a person's role at an org, which
+# other consumers of the same bundle read as such (docs/sis.md).
 PROTECTED_COLUMN = "metadata.observers.protected"
-EXTENSION_COLUMNS = {"users": (PROTECTED_COLUMN,)}
+ENDS_ON_COLUMN = "metadata.observers.ends_on"
+EXTENSION_COLUMNS = {"users": (PROTECTED_COLUMN, ENDS_ON_COLUMN)}
 # Values every row must have (besides sourcedId); a missing header for one is a file error.
 REQUIRED = {
     "orgs": ("name", "type"),
@@ -523,6 +530,9 @@ class _Run:
     roles: dict[str, tuple[str, int]] | None = None
     touched_users: SeenIds | None = None
     school_ids: set[str] | None = None
+    # users.csv's end dates of observers' links by sourcedId (only those set):
+    # None when the file has no such column (end dates are left as they are).
+    link_ends: dict[str, datetime] | None = None
 
     @property
     def root(self) -> Account:
@@ -887,7 +897,27 @@ class _Run:
         protected = _boolean(values.get(PROTECTED_COLUMN, ""), PROTECTED_COLUMN)
         if protected is not None:
             record["protected"] = protected
+        if ENDS_ON_COLUMN in values:
+            ends = user_observers.parse_link_end(
+                values[ENDS_ON_COLUMN], ENDS_ON_COLUMN, school_time_zone(self.root)
+            )
+            if self.link_ends is None:
+                self.link_ends = {}
+            if ends is None or state == "deleted":
+                self.link_ends.pop(sourced_id, None)
+            else:
+                self.link_ends[sourced_id] = ends
         return record
+
+    def _ends_of(self, observer_sis: str, in_file: bool):
+        """The end date users.csv gives the observer's links, or UNCHANGED when it gives none.
+
+        An observer the file sent without a date: no end. One it did not
+        send (a delta), or a file without the column: left as it is.
+        """
+        if self.link_ends is None or not in_file:
+            return UNCHANGED
+        return self.link_ends.get(observer_sis)
 
     def _protection(self, file: FileReport, records: list) -> None:
         """The extension column's protected flags of a chunk, through services.safeguarding."""
@@ -1044,6 +1074,7 @@ class _Run:
             if not bulk:
                 processed = self.touched_users.which(pk for pk, _, _ in info.values())
             valid = []
+            # A bulk users.csv sent every live login; a delta, the batch's and ``processed``.
             for _, sis, role, ids in batch:
                 for agent in ids.split(","):
                     other = info.get(agent)
@@ -1055,12 +1086,14 @@ class _Run:
                         continue
                     other_pk, other_role, other_agents = other
                     if role == "student" and other_role in OBSERVER_KINDS:
-                        valid.append((None, agent, sis, "active", OBSERVER_KINDS[other_role]))
+                        ends = self._ends_of(agent, bulk or other_pk in processed)
+                        valid.append((None, agent, sis, "active", OBSERVER_KINDS[other_role], ends))
                     elif role in OBSERVER_KINDS and other_role == "student":
                         # Named from both sides: the student's row already made it.
                         if sis in other_agents and (bulk or other_pk in processed):
                             continue
-                        valid.append((None, sis, agent, "active", OBSERVER_KINDS[role]))
+                        ends = self._ends_of(sis, True)
+                        valid.append((None, sis, agent, "active", OBSERVER_KINDS[role], ends))
                     else:
                         file.counts["not linked"] += 1
                         self.report.add_warning(

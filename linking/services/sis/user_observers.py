@@ -11,6 +11,7 @@ services.enrollments.mirror_link_enrollments itself.
 
 import json
 from collections.abc import Iterable
+from datetime import datetime, time
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -23,24 +24,63 @@ from ...models import (
     Enrollment,
     EnrollmentState,
     EnrollmentType,
+    LinkEnd,
     LinkSource,
     Login,
     ObservationLink,
     User,
 )
 from ...models.lookups import any_of, json_array, pg_array
+from ...timezones import school_time_zone
 from .. import notifications, rules
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
+from ..links import UNCHANGED
+from ..locks import share_students
 from .bulkdb import insert_returning_ids, json_rows_select, new_row, note_inserted
 from .reader import SisRow
 from .report import FileReport, ImportReport
-from .rows import ImportContext
+from .rows import ImportContext, RowError
 
 ACTIVE = ObservationLink.State.ACTIVE
 PENDING = ObservationLink.State.PENDING
 DELETED = ObservationLink.State.DELETED
 LIVE = (ACTIVE, PENDING)
+
+# Canvas's user_observers.csv has no column for a link's end: this optional
+# extension column carries it (docs/sis.md).
+END_DATE_COLUMN = "end_date"
+
+
+def parse_link_end(value: str, column: str, zone) -> datetime | None:
+    """An SIS end-date value as a moment: "" is no end; RowError naming ``column`` otherwise.
+
+    ISO 8601: a date alone means the start of that day in the school's time
+    zone (the link ends on that day); a date and time without an offset is
+    read in the school's time zone too.
+    """
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RowError(
+            f"{column} {value[:60]!r} is not a date (YYYY-MM-DD) or a date and time "
+            "(ISO 8601, e.g. 2027-06-15T17:00:00-05:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def format_link_end(moment: datetime | None, zone) -> str:
+    """What an export writes for an end date: the date alone at local midnight, else ISO 8601."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(zone)
+    if local.time() == time.min:
+        return local.date().isoformat()
+    return local.isoformat(timespec="seconds")
 
 
 def sis_user_ids(
@@ -79,8 +119,12 @@ def _validate(row: SisRow) -> tuple[str, str, str] | str:
     return observer_id, student_id, status
 
 
-def check_rows(rows: list[SisRow], file: FileReport) -> tuple[list, list]:
-    """Canvas's per-row checks on a chunk: (errors, checked rows ready for apply_links)."""
+def check_rows(rows: list[SisRow], file: FileReport, zone) -> tuple[list, list]:
+    """Canvas's per-row checks on a chunk: (errors, checked rows ready for apply_links).
+
+    Then the extension column ``end_date`` when the file has it (``zone``:
+    the school's time zone); without it a row leaves end dates as they are.
+    """
     errors: list[tuple[int, str]] = []
     valid = []
     for row in rows:
@@ -88,8 +132,15 @@ def check_rows(rows: list[SisRow], file: FileReport) -> tuple[list, list]:
         checked = row.error or _validate(row)
         if isinstance(checked, str):
             errors.append((row.line, checked))
-        else:
-            valid.append((row.line, *checked, None))
+            continue
+        ends = UNCHANGED
+        if END_DATE_COLUMN in row.values:
+            try:
+                ends = parse_link_end(row.values[END_DATE_COLUMN], END_DATE_COLUMN, zone)
+            except RowError as exc:
+                errors.append((row.line, exc.message))
+                continue
+        valid.append((row.line, *checked, None, ends))
     return errors, valid
 
 
@@ -135,26 +186,30 @@ def apply_links_retrying(
 
 def apply_links(
     ctx: ImportContext,
-    valid: list[tuple[int, str, str, str, str | None]],
+    valid: list[tuple[int, str, str, str, str | None, object]],
     errors: list[tuple[int, str]],
     file: FileReport,
     report: ImportReport,
     *,
     suspended_count: bool = False,
 ) -> None:
-    """Apply checked link rows (line, observer SIS id, student SIS id, status, kind).
+    """Apply checked link rows (line, observer SIS id, student SIS id, status, kind, ends).
 
     ``kind`` None leaves a link's kind as it is (Canvas's files carry none);
     otherwise a new or restored link takes it and an active one is updated
-    to it. Errors found here join ``errors``, reported in line order.
+    to it. ``ends`` (the end date: a moment, None for none, or UNCHANGED
+    when the file has no such column) is set on the links the SIS owns,
+    never on one made by hand; a moment already past ends the link (or does
+    not make it), with a warning. Errors found here join ``errors``,
+    reported in line order.
     """
     if not valid:
         return _report_errors(errors, file, report)
     users = sis_user_ids(
-        ctx, {sis for _, o, s, _, _ in valid for sis in (o, s)}, suspended_count=suspended_count
+        ctx, {sis for _, o, s, *_ in valid for sis in (o, s)}, suspended_count=suspended_count
     )
     resolved = []
-    for line, observer_sis, student_sis, status, kind in valid:
+    for line, observer_sis, student_sis, status, kind, ends in valid:
         observer_id, student_id = users.get(observer_sis), users.get(student_sis)
         if observer_id is None:
             errors.append((line, f"An observer referenced a non-existent user {observer_sis}"))
@@ -164,12 +219,14 @@ def apply_links(
             errors.append((line, f"Can't observe yourself user {student_sis}"))
         else:
             resolved.append(
-                (line, observer_sis, student_sis, observer_id, student_id, status, kind)
+                (line, observer_sis, student_sis, observer_id, student_id, status, kind, ends)
             )
     if not resolved:
         return _report_errors(errors, file, report)
 
     pairs = {(r[3], r[4]) for r in resolved}
+    # The students first, as every link writer does (services.locks).
+    share_students({s for _, s in pairs})
     # Locked so a concurrent API change to the same links waits for this file.
     links = {
         (link.observer_id, link.student_id): link
@@ -186,7 +243,8 @@ def apply_links(
     new, changed, touched = {}, {}, set()
     was_active = {pair for pair, link in links.items() if link.workflow_state in LIVE}
     events: list[tuple] = []
-    logged: list[tuple[str, tuple[int, int], str, str]] = []
+    logged: list[tuple[str, tuple[int, int], str, str, str]] = []
+    zone = school_time_zone(ctx.root_account)
     # The rules of who may observe, judged for the whole chunk at once.
     verdicts = rules.judge(
         root_account=ctx.root_account,
@@ -195,10 +253,28 @@ def apply_links(
         now=now,
     )
     refused: list[tuple] = []
-    for line, observer_sis, student_sis, observer_id, student_id, status, kind in resolved:
+    for line, observer_sis, student_sis, observer_id, student_id, status, kind, ends in resolved:
         pair = (observer_id, student_id)
         link = new.get(pair) or links.get(pair)
         verdict = verdicts.get(pair, rules.ALLOWED)
+        # The SIS sets the end date of the links it owns (a restore makes one its own).
+        sets_end = ends is not UNCHANGED and (
+            link is None or link.workflow_state == DELETED or link.source == LinkSource.SIS
+        )
+        if status == ACTIVE and sets_end and ends is not None and ends <= now:
+            _end_date_passed(ctx, report, file, link, ends, now, line, observer_sis, student_sis)
+            if link is not None and link.workflow_state in LIVE:
+                link.workflow_state, link.deleted_at = DELETED, now
+                link.end_reason, link.ends_at = LinkEnd.END_DATE, ends
+                link.sis_batch, link.updated_at = batch, now
+                if link.pk:
+                    changed[pair] = link
+                touched.discard(pair)
+                events.append((AuditAction.LINK_DELETED, pair, LinkEnd.END_DATE))
+                file.counts["deleted"] += 1
+                note = f", end date {format_link_end(ends, zone)} has passed"
+                logged.append(("deleted", pair, observer_sis, student_sis, note))
+            continue
         if status == ACTIVE and verdict.refused:
             errors.append((line, refused_row_message(verdict, observer_sis, student_sis)))
             refused.append((verdict, pair))
@@ -232,6 +308,7 @@ def apply_links(
                     source=LinkSource.SIS,
                     workflow_state=PENDING if pending else ACTIVE,
                     kind=kind or "",
+                    ends_at=ends if sets_end else None,
                     created_by_id=creator.pk if creator else None,
                     sis_batch_id=batch.pk,
                 )
@@ -242,13 +319,15 @@ def apply_links(
                     else (AuditAction.LINK_CREATED, pair)
                 )
                 file.counts[action] += 1
-                logged.append((action, pair, observer_sis, student_sis))
+                logged.append((action, pair, observer_sis, student_sis, ""))
             elif link.workflow_state == DELETED:
                 link.workflow_state, link.deleted_at = (PENDING if pending else ACTIVE), None
                 link.source, link.sis_batch, link.updated_at = LinkSource.SIS, batch, now
                 link.end_reason = ""
                 if kind is not None:
                     link.kind = kind
+                if sets_end:
+                    link.ends_at = ends
                 changed[pair] = link
                 action = "pending" if pending else "restored"
                 events.append(
@@ -257,14 +336,21 @@ def apply_links(
                     else (AuditAction.LINK_RESTORED, pair)
                 )
                 file.counts[action] += 1
-                logged.append((action, pair, observer_sis, student_sis))
-            elif kind is not None and link.kind != kind:
-                link.kind, link.sis_batch, link.updated_at = kind, batch, now
+                logged.append((action, pair, observer_sis, student_sis, ""))
+            elif (kind is not None and link.kind != kind) or (sets_end and link.ends_at != ends):
+                note = ""
+                if sets_end and link.ends_at != ends:
+                    before = format_link_end(link.ends_at, zone) or "none"
+                    note = f", end date {before} -> {format_link_end(ends, zone) or 'none'}"
+                    link.ends_at = ends
+                if kind is not None:
+                    link.kind = kind
+                link.sis_batch, link.updated_at = batch, now
                 if link.pk:
                     changed[pair] = link
                 touched.discard(pair)
                 file.counts["updated"] += 1
-                logged.append(("updated", pair, observer_sis, student_sis))
+                logged.append(("updated", pair, observer_sis, student_sis, note))
             else:
                 if pair in links:
                     touched.add(pair)
@@ -285,14 +371,23 @@ def apply_links(
             touched.discard(pair)
             events.append((AuditAction.LINK_DELETED, pair))
             file.counts["deleted"] += 1
-            logged.append(("deleted", pair, observer_sis, student_sis))
+            logged.append(("deleted", pair, observer_sis, student_sis, ""))
 
     _record_refusals(ctx, refused)
     insert_returning_ids(ObservationLink, list(new.values()))
     update_in_bulk(
         ObservationLink,
         list(changed.values()),
-        ["workflow_state", "deleted_at", "end_reason", "source", "kind", "sis_batch", "updated_at"],
+        [
+            "workflow_state",
+            "deleted_at",
+            "end_reason",
+            "source",
+            "kind",
+            "ends_at",
+            "sis_batch",
+            "updated_at",
+        ],
     )
     touched_ids = [links[pair].pk for pair in touched if links[pair].sis_batch_id != batch.pk]
     if touched_ids:
@@ -304,8 +399,24 @@ def apply_links(
     live = [link for link in by_pair.values() if link.workflow_state == ACTIVE]
     _mirror(ctx, [link for link in live if (link.observer_id, link.student_id) in pairs])
     _record_events(ctx, events, by_pair)
-    _log_changes(report, logged, by_pair)
+    _log_changes(report, logged, by_pair, zone)
     _report_errors(errors, file, report)
+
+
+def _end_date_passed(ctx, report, file, link, ends, now, line, observer_sis, student_sis) -> None:
+    """The row's end date has passed: the warning says whether the link ends or is not made."""
+    zone = school_time_zone(ctx.root_account)
+    live = link is not None and link.workflow_state in LIVE
+    outcome = "the link ends" if live else "the link is not made"
+    if not live:
+        file.counts["not made: end date passed"] += 1
+    report.add_warning(
+        file,
+        line,
+        f"{observer_sis} -> {student_sis}: the end date {format_link_end(ends, zone)} has "
+        f"passed; {outcome}",
+        observer_sis,
+    )
 
 
 def refused_row_message(verdict, observer_sis: str, student_sis: str) -> str:
@@ -366,27 +477,34 @@ def remove_links(
         )
         _log_changes(
             report,
-            [("deleted", pair, sis.get(pair[0], "?"), sis.get(pair[1], "?")) for pair in by_pair],
+            [
+                ("deleted", pair, sis.get(pair[0], "?"), sis.get(pair[1], "?"), "")
+                for pair in by_pair
+            ],
             by_pair,
+            school_time_zone(ctx.root_account),
         )
     file.counts["deleted"] += len(links)
     return len(links)
 
 
-def _log_changes(report: ImportReport, logged, links_by_pair) -> None:
+def _log_changes(report: ImportReport, logged, links_by_pair, zone) -> None:
     """Name both people of each changed link in the preview (one query, only when previewing)."""
     if report.changes is None or not logged:
         return
-    ids = {user_id for _, pair, _, _ in logged for user_id in pair}
+    ids = {user_id for _, pair, *_ in logged for user_id in pair}
     names = dict(User.objects.filter(pk__in=ids).values_list("pk", "name"))
-    for action, pair, observer_sis, student_sis in logged:
-        kind = links_by_pair[pair].kind
+    for action, pair, observer_sis, student_sis, note in logged:
+        link = links_by_pair[pair]
+        if not note and action in ("created", "restored", "pending") and link.ends_at:
+            note = f", until {format_link_end(link.ends_at, zone)}"
         report.changes.add(
             "links",
             action,
             f"{observer_sis} -> {student_sis}",
             f"{names.get(pair[0], '?')} observes {names.get(pair[1], '?')}"
-            + (f" ({kind})" if kind else ""),
+            + (f" ({link.kind})" if link.kind else "")
+            + note,
         )
 
 
@@ -618,15 +736,15 @@ def _record_events(ctx: ImportContext, events, links_by_pair) -> None:
     actor_user = actor.user if actor.user is not None and actor.user.pk else None
     field = AuditEvent._meta.get_field
 
-    def detail(action: str, awaiting: str) -> dict:
+    def detail(action: str, extra: str) -> dict:
         if action == AuditAction.LINK_DELETED:
-            return {"sis_batch": ctx.batch.pk}
+            return {"sis_batch": ctx.batch.pk, **({"reason": extra} if extra else {})}
         found = {"source": LinkSource.SIS, "sis_batch": ctx.batch.pk}
-        if awaiting:
-            found["awaiting"] = awaiting
+        if extra:
+            found["awaiting"] = extra
         return found
 
-    # (action, pair) or (action, pair, the rule a pending link awaits).
+    # (action, pair) or (action, pair, the rule a pending link awaits / why it ended).
     events = [(event[0], event[1], event[2] if len(event) > 2 else "") for event in events]
     details = {
         key: field("detail").get_db_prep_save(detail(*key), connection)
