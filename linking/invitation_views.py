@@ -1,7 +1,9 @@
 """Where an invitation's e-mailed link leads: sign in or sign up with the invited address, confirm.
 
 The link's token is the only key; every rule (bound to the address, open or
-not, the link itself) is in linking.services.invitations.
+not, the link itself) is in linking.services.invitations. The pages come up
+in the invitation's language for a visitor who has not chosen one
+(locale.offer_language).
 """
 
 from django import forms

@@ -36,7 +36,7 @@ task queue (``invitations.send_due_mail``), not by the request. Running
 again invites nobody twice: every pair invited is then "already invited".
 
 **Language.** Each invitation records the guardian's own language when they
-saved one (``User.locale``, from the language switch or the SIS), else the
+saved one (``User.locale``, from the language switch or staff), else the
 one chosen for the run (the site's default unless staff choose);
 ``invitations.language_of`` then speaks it in every e-mail.
 """

@@ -124,7 +124,7 @@ def language_of(invitation: GuardianInvitation, *, holder=_LOOK_UP) -> str:
     """The language of ``invitation``'s e-mails and pages.
 
     The person whose login id here is the address, when they saved a
-    language (``User.locale``: the language switch, or the SIS), wins;
+    language (``User.locale``: the language switch, or staff), wins;
     otherwise the language recorded on the invitation (the invited person's
     at the time, or the inviter's choice); the site's default for one
     recorded without. ``holder`` (a User or None) spares the look-up when the caller has it.
