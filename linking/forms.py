@@ -3,6 +3,7 @@
 import re
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 from django.utils.translation import gettext_lazy as _
@@ -101,6 +102,13 @@ class InviteGuardianForm(forms.Form):
         label=_("Their e-mail address"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    # Not required: without it (a form from before the field) the student's own language.
+    language = forms.ChoiceField(
+        label=_("Language of the e-mail"),
+        choices=settings.LANGUAGES,
+        required=False,
+        help_text=_("If they already chose a language here, they get theirs."),
     )
 
 

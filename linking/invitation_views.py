@@ -1,7 +1,9 @@
 """Where an invitation's e-mailed link leads: sign in or sign up with the invited address, confirm.
 
 The link's token is the only key; every rule (bound to the address, open or
-not, the link itself) is in linking.services.invitations.
+not, the link itself) is in linking.services.invitations. The pages come up
+in the invitation's language for a visitor who has not chosen one
+(locale.offer_language).
 """
 
 from django import forms
@@ -14,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
+from .locale import offer_language
 from .models import AuditSource, GuardianInvitation, ObservationLink
 from .request_context import actor_from_request
 from .services import invitations, passwords, registration
@@ -62,6 +65,14 @@ def _actor(request):
     return actor_from_request(request, AuditSource.PORTAL)
 
 
+def _find(request, token: str) -> GuardianInvitation | None:
+    """The invitation the link names, its pages in its language unless the visitor chose one."""
+    found = invitations.invitation_for_token(token=token, root_account=request.root_account)
+    if found is not None:
+        offer_language(request, invitations.language_of(found))
+    return found
+
+
 def _closed(request, invitation: GuardianInvitation | None):
     return render(
         request,
@@ -73,7 +84,7 @@ def _closed(request, invitation: GuardianInvitation | None):
 
 @require_http_methods(["GET", "POST"])
 def invitation(request, token: str):
-    found = invitations.invitation_for_token(token=token, root_account=request.root_account)
+    found = _find(request, token)
     if found is None or found.current_state != GuardianInvitation.State.PENDING:
         return _closed(request, found)
     here = request.get_full_path()
@@ -133,7 +144,7 @@ def _linked_message(request, link, student) -> None:
 
 @require_http_methods(["GET", "POST"])
 def invitation_signup(request, token: str):
-    found = invitations.invitation_for_token(token=token, root_account=request.root_account)
+    found = _find(request, token)
     if found is None or found.current_state != GuardianInvitation.State.PENDING:
         return _closed(request, found)
     if request.user.is_authenticated:

@@ -47,6 +47,22 @@ class PersonLocaleMiddleware:
             return self.get_response(request)
 
 
+def offer_language(request, language: str | None) -> None:
+    """Show this page in ``language`` to a visitor who has not chosen one (an invitation's).
+
+    A visitor's own choice wins: the switch's cookie, or a signed-in
+    person's saved language; only the browser's Accept-Language gives way.
+    """
+    language = supported_language(language)
+    if language is None or settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and supported_language(user.locale):
+        return
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+
+
 def switch_language(request):
     """POST language=es: Django's set_language (cookie, safe ``next``), kept for the person."""
     if request.method != "POST":

@@ -23,7 +23,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -524,7 +524,10 @@ def pairing(request):
             "protected": rules.is_protected(request.user, request.root_account),
             "codes_enabled": request.root_account.pairing_codes_enabled,
             "invite_form": (
-                InviteGuardianForm() if request.root_account.students_may_invite else None
+                # The student's own language unless they choose another.
+                InviteGuardianForm(initial={"language": translation.get_language()})
+                if request.root_account.students_may_invite
+                else None
             ),
             "recent_notifications": notifications.recent_for(request.user, request.root_account),
         },
@@ -662,7 +665,10 @@ def invite_guardian(request):
     """A student invites a parent or guardian by e-mail, where the school allows it."""
     form = InviteGuardianForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("Enter a valid e-mail address."))
+        if "email" in form.errors:
+            messages.error(request, _("Enter a valid e-mail address."))
+        else:
+            messages.error(request, _("Choose one of the site's languages."))
         return redirect("linking:pairing")
     try:
         sent = invitation_service.invite_guardian(
@@ -671,6 +677,7 @@ def invite_guardian(request):
             root_account=request.root_account,
             actor=_actor(request),
             base_url=request.build_absolute_uri("/"),
+            language=form.cleaned_data["language"] or translation.get_language(),
         )
     except RateLimited as error:
         return rate_limited(request, error)
@@ -683,8 +690,8 @@ def invite_guardian(request):
                 request,
                 _("This address cannot be invited. Ask the school if you think this is wrong."),
             )
-        else:
-            messages.error(request, _("Enter a valid e-mail address."))
+        else:  # the service's own message, in the student's language
+            messages.error(request, error.message)
         return redirect("linking:pairing")
     messages.success(
         request,

@@ -1,6 +1,7 @@
 """Admin: guardian invitations by state; invite an address for a student, resend, withdraw."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -40,9 +41,34 @@ class InvitationStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+LANGUAGE_HELP = _(
+    "The language of the e-mail and of the pages its link opens. A guardian who has an "
+    "account here and chose a language gets theirs instead."
+)
+
+
+def language_field() -> forms.ChoiceField:
+    """The language an invitation speaks; staff get the site's default unless they choose.
+
+    Not required: a form posted without it (a script, an older page) means the default.
+    """
+    return forms.ChoiceField(
+        label=_("Language"),
+        required=False,
+        choices=settings.LANGUAGES,
+        initial=settings.LANGUAGE_CODE,
+        help_text=LANGUAGE_HELP,
+    )
+
+
 class InviteForm(forms.Form):
     student = forms.ModelChoiceField(queryset=User.objects.none(), label=_("Student"))
     email = forms.EmailField(label=_("Guardian's e-mail address"), max_length=254)
+    language = language_field()
+
+
+class BulkLanguageForm(forms.Form):
+    language = language_field()
 
 
 @admin.register(GuardianInvitation)
@@ -134,9 +160,15 @@ class GuardianInvitationAdmin(PersonSearchMixin, TenantScopedAdmin):
         except NotAuthorized as error:
             raise PermissionDenied from error
         changelist = reverse(f"{self.admin_site.name}:linking_guardianinvitation_changelist")
-        if request.method == "POST" and request.POST.get("confirm"):
+        confirming = request.method == "POST" and request.POST.get("confirm")
+        language_form = BulkLanguageForm(request.POST if confirming else None)
+        if confirming and not language_form.is_valid():
+            self.message_user(request, _("Choose one of the site's languages."), messages.ERROR)
+        elif confirming:
             try:
-                result = bulk_invitations.invite_guardians(scope=scope, actor=actor)
+                result = bulk_invitations.invite_guardians(
+                    scope=scope, actor=actor, language=language_form.cleaned_data["language"]
+                )
             except LinkingError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
@@ -173,6 +205,7 @@ class GuardianInvitationAdmin(PersonSearchMixin, TenantScopedAdmin):
             "rows": plan.to_invite[:PREVIEW_ROWS],
             "more": max(0, len(plan.to_invite) - PREVIEW_ROWS),
             "skipped": plan.skipped_rows(),
+            "language_form": language_form,
         }
         response = TemplateResponse(request, "admin/linking/guardianinvitation/bulk.html", context)
         response["Cache-Control"] = "no-store"
@@ -205,6 +238,7 @@ class GuardianInvitationAdmin(PersonSearchMixin, TenantScopedAdmin):
                     root_account=request.root_account,
                     actor=actor_from_request(request, AuditSource.ADMIN),
                     base_url=self._base_url(request),
+                    language=form.cleaned_data["language"],
                 )
             except LinkingError as error:
                 form.add_error(None, forms.ValidationError(error.message, code=error.code))

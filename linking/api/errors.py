@@ -12,6 +12,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils import translation
+from django.utils.functional import Promise
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -34,6 +36,11 @@ UNKNOWN_OBSERVEE_MESSAGE = errors.UnknownObservee.default_message
 
 
 def error_body(message: str) -> dict:
+    if isinstance(message, Promise):
+        # A domain error's message translated lazily for the pages (services.invitations):
+        # the API speaks English whatever the request's language, as Canvas does.
+        with translation.override(None):
+            message = str(message)
     return {"errors": [{"message": str(message)}]}
 
 

@@ -37,9 +37,11 @@ class GuardianInvitation(models.Model):
     Only a keyed hash of the link's token is stored. "Expired" is a pending
     invitation past ``expires_at`` (see ``current_state``) until the periodic
     task records it as ``expired`` (services.invitations.record_expiries).
-    ``mail_due_at`` is set while the invitation's e-mail waits for the task
-    queue (bulk invitations; services.bulk_invitations): the table is the
-    outbox, and the task that sends the e-mail makes the link's token.
+    ``language`` is the language its e-mails and pages speak (see
+    services.invitations.language_of). ``mail_due_at`` is set while the
+    invitation's e-mail waits for the task queue (bulk invitations;
+    services.bulk_invitations): the table is the outbox, and the task that
+    sends the e-mail makes the link's token.
     """
 
     class State(models.TextChoices):
@@ -76,6 +78,10 @@ class GuardianInvitation(models.Model):
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
     mail_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The language of its e-mails and of the pages its link opens: the invited
+    # person's own when they had saved one, else the one chosen when inviting
+    # (services.invitations.language_of; empty: the site's default).
+    language = models.CharField(_("language"), max_length=16, blank=True, default="")
 
     objects = InvitationQuerySet.as_manager()
 

@@ -34,6 +34,11 @@ Choosing is a fixed number of queries whatever the number of students
 their audit events are inserted in bulk, and their e-mails are sent by the
 task queue (``invitations.send_due_mail``), not by the request. Running
 again invites nobody twice: every pair invited is then "already invited".
+
+**Language.** Each invitation records the guardian's own language when they
+saved one (``User.locale``, from the language switch or staff), else the
+one chosen for the run (the site's default unless staff choose);
+``invitations.language_of`` then speaks it in every e-mail.
 """
 
 from collections import Counter
@@ -43,6 +48,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from ..models import (
@@ -61,7 +67,7 @@ from ..models import (
     User,
 )
 from ..models.lookups import any_of
-from . import invitations
+from . import invitations, mail
 from .audit import record_event
 from .context import Actor
 from .errors import NotAuthorized, NotFound
@@ -87,6 +93,11 @@ SKIP_REASONS = {
     invitations.NOT_A_STUDENT: _("the student has no live enrollment here"),
     SAME_ADDRESS: _("another guardian of the student has the same address (one invitation)"),
 }
+
+
+def _format(message, **values) -> str:
+    """``message % values``, translated when shown (in the reader's language), not when made."""
+    return lazy(lambda: str(message) % values, str)()
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,13 @@ def scope_for(
             .first()
         )
         if course is None:
-            raise NotFound(f"No course with SIS id {course_sis_id!r} in {root_account}.")
+            raise NotFound(
+                _format(
+                    _("No course with SIS id %(sis_id)s in %(school)s."),
+                    sis_id=repr(course_sis_id),
+                    school=str(root_account),
+                )
+            )
         return Scope(root_account=root_account, course=course)
     if account_sis_id:
         if root_account.sis_account_id == account_sis_id:
@@ -173,7 +190,13 @@ def scope_for(
             .first()
         )
         if account is None:
-            raise NotFound(f"No account with SIS id {account_sis_id!r} in {root_account}.")
+            raise NotFound(
+                _format(
+                    _("No account with SIS id %(sis_id)s in %(school)s."),
+                    sis_id=repr(account_sis_id),
+                    school=str(root_account),
+                )
+            )
         return Scope(root_account=root_account, account=account)
     return Scope(root_account=root_account, account=root_account)
 
@@ -187,7 +210,7 @@ def require_bulk_inviter(actor: Actor, root_account: Account) -> None:
     if actor.user is None and actor.source == AuditSource.COMMAND:
         return
     if not has_account_permission(actor.user, root_account, Permission.MANAGE_USER_OBSERVERS):
-        raise NotAuthorized()
+        raise NotAuthorized(invitations.NOT_ALLOWED_TO_INVITE)
 
 
 def _course_ids(scope: Scope) -> list[int] | None:
@@ -342,7 +365,9 @@ def plan_invitations(*, scope: Scope, now: datetime | None = None) -> Invitation
     return plan
 
 
-def invite_guardians(*, scope: Scope, actor: Actor, dry_run: bool = False) -> BulkResult:
+def invite_guardians(
+    *, scope: Scope, actor: Actor, dry_run: bool = False, language: str | None = None
+) -> BulkResult:
     """Invite every guardian ``plan_invitations`` chooses in ``scope``; e-mails follow by task.
 
     Staff with manage_user_observers in the scope's root account (or a
@@ -351,12 +376,16 @@ def invite_guardians(*, scope: Scope, actor: Actor, dry_run: bool = False) -> Bu
     observer, ``bulk`` in its detail) and one ``invitation.bulk`` summary
     (the scope, how many were invited and skipped, per reason) commit
     together. Their e-mails wait in the table (``mail_due_at``) for the
-    task queue. ``dry_run`` plans and writes nothing. Raises
-    InvitationError (``already_invited``) when someone invited one of the
-    addresses at that very moment; nothing is written then.
+    task queue. ``dry_run`` plans and writes nothing. Each invitation
+    records the guardian's saved language, else ``language`` (none: the
+    site's default). Raises InvitationError (``already_invited``) when
+    someone invited one of the addresses at that very moment, or
+    (``invalid_language``) for a language the site does not speak; nothing
+    is written then.
     """
     root = scope.root_account
     require_bulk_inviter(actor, root)
+    chosen = invitations.chosen_language(language)
     if dry_run:
         return BulkResult(plan=plan_invitations(scope=scope), invited=[])
     # Lapsed invitations are recorded as expired first, so they make way for new ones.
@@ -381,6 +410,7 @@ def invite_guardians(*, scope: Scope, actor: Actor, dry_run: bool = False) -> Bu
                     sent_at=now,
                     expires_at=now + invitations.lifetime(),
                     mail_due_at=now,
+                    language=mail.saved_language(candidate.guardian) or chosen,
                 )
                 for candidate in plan.to_invite
             ]
@@ -408,6 +438,7 @@ def invite_guardians(*, scope: Scope, actor: Actor, dry_run: bool = False) -> Bu
             )
     except IntegrityError as error:
         raise invitations.InvitationError(
-            "One of these addresses was invited meanwhile. Run it again.", code="already_invited"
+            _("One of these addresses was invited meanwhile. Run it again."),
+            code=invitations.ALREADY_INVITED,
         ) from error
     return BulkResult(plan=plan, invited=made)

@@ -16,6 +16,14 @@ notified like any other link.
 Whether an address may be invited for a student is judged in one place,
 ``check_invitations``, for one invitation (``invite_guardian``) or a
 thousand (services.bulk_invitations), in a fixed number of queries.
+
+An invitation speaks one language (``language_of``): the invited person's
+own, when the address is theirs here and they saved one, else the one
+chosen when inviting, recorded on the invitation. Its e-mails, first and
+resent, and the pages its link opens use it.
+
+Every message here is for people (the admin, the pages, the command), so it
+is translated lazily: it reads in the language of whoever sees it.
 """
 
 import logging
@@ -31,6 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from ..models import (
     Account,
@@ -41,6 +50,7 @@ from ..models import (
     EnrollmentType,
     GuardianInvitation,
     LinkSource,
+    Login,
     Permission,
     User,
 )
@@ -65,31 +75,89 @@ NOT_A_STUDENT = "not_a_student"
 NOT_ALLOWED = "not_allowed"  # a restriction, or a protected student: never which
 ALREADY_INVITED = "already_invited"
 
+# language_of's default: find the holder of the address (None: nobody holds it).
+_LOOK_UP = object()
+
 # A bulk invitation whose e-mail could not be sent is tried again this much later.
 MAIL_RETRY = timedelta(minutes=10)
 
 
 class InvitationError(LinkingError):
     code = "invalid_invitation"
-    default_message = "This invitation cannot be used."
+    default_message = _("This invitation cannot be used.")
 
 
 class InvitationNotOpen(InvitationError):
     code = "invitation_not_open"
-    default_message = "This invitation was already answered, withdrawn, or has expired."
+    default_message = _("This invitation was already answered, withdrawn, or has expired.")
 
 
 class InvitationForAnotherAddress(InvitationError):
     code = "invitation_for_another_address"
-    default_message = "This invitation was sent to another e-mail address."
+    default_message = _("This invitation was sent to another e-mail address.")
 
 
 # What the person inviting is told for each reason an invitation is refused.
 REFUSALS = {
-    INVALID_EMAIL: "Enter a valid e-mail address.",
-    NOT_A_STUDENT: "Only students of this school can be observed.",
-    NOT_ALLOWED: "The school's rules do not allow inviting this address for this student.",
+    INVALID_EMAIL: _("Enter a valid e-mail address."),
+    NOT_A_STUDENT: _("Only students of this school can be observed."),
+    NOT_ALLOWED: _("The school's rules do not allow inviting this address for this student."),
 }
+
+INVALID_LANGUAGE = "invalid_language"
+
+
+def chosen_language(language: str | None) -> str:
+    """The site language an inviter chose ("es-MX" -> "es"); none chosen: the site's default.
+
+    Raises InvitationError (``invalid_language``) for a language the site does not speak.
+    """
+    if not language:
+        return settings.LANGUAGE_CODE
+    found = mail.site_language(language)
+    if found is None:
+        raise InvitationError(_("Choose one of the site's languages."), code=INVALID_LANGUAGE)
+    return found
+
+
+def language_of(invitation: GuardianInvitation, *, holder=_LOOK_UP) -> str:
+    """The language of ``invitation``'s e-mails and pages.
+
+    The person whose login id here is the address, when they saved a
+    language (``User.locale``: the language switch, or staff), wins;
+    otherwise the language recorded on the invitation (the invited person's
+    at the time, or the inviter's choice); the site's default for one
+    recorded without. ``holder`` (a User or None) spares the look-up when the caller has it.
+    """
+    if holder is _LOOK_UP:
+        login = find_login(root_account=invitation.root_account, unique_id=invitation.email)
+        holder = login.user if login is not None else None
+    return (
+        mail.saved_language(holder)
+        or mail.site_language(invitation.language)
+        or settings.LANGUAGE_CODE
+    )
+
+
+def _holders(invitations: list[GuardianInvitation]) -> dict[int, User]:
+    """The people whose login id is each invitation's address, by invitation id. One query."""
+    if not invitations:
+        return {}
+    addresses = {invitation.email.strip().lower() for invitation in invitations}
+    schools = {invitation.root_account_id for invitation in invitations}
+    logins = (
+        Login.objects.filter(any_of("root_account_id", schools))
+        .exclude(workflow_state=Login.State.DELETED)
+        .annotate(uid=Lower("unique_id"))
+        .filter(uid__in=sorted(addresses))
+        .select_related("user")
+    )
+    by_address = {(login.root_account_id, login.uid): login.user for login in logins}
+    return {
+        invitation.pk: by_address[(invitation.root_account_id, invitation.email.strip().lower())]
+        for invitation in invitations
+        if (invitation.root_account_id, invitation.email.strip().lower()) in by_address
+    }
 
 
 def lifetime() -> timedelta:
@@ -212,9 +280,12 @@ def check_invitations(
     return {r: verdicts.get(r) for r in requests}
 
 
+NOT_ALLOWED_TO_INVITE = _("You are not authorized to invite guardians at this school.")
+
+
 def _require_staff(actor: Actor, root_account: Account) -> None:
     if not has_account_permission(actor.user, root_account, Permission.MANAGE_USER_OBSERVERS):
-        raise NotAuthorized()
+        raise NotAuthorized(NOT_ALLOWED_TO_INVITE)
 
 
 def _require_inviter(actor: Actor, student: User, root_account: Account) -> None:
@@ -225,7 +296,7 @@ def _require_inviter(actor: Actor, student: User, root_account: Account) -> None
     """
     if actor.user is not None and actor.user.pk == student.pk:
         if not root_account.students_may_invite:
-            raise NotAuthorized()
+            raise NotAuthorized(_("Students cannot send invitations at this school."))
         ratelimit.reserve(
             [ratelimit.Budget(f"rl:invite:{student.pk}", settings.OBSERVERS_RESET_REQUESTS)]
         )
@@ -234,7 +305,11 @@ def _require_inviter(actor: Actor, student: User, root_account: Account) -> None
 
 
 def _send(invitation: GuardianInvitation, base_url: str) -> str:
-    """A new token for ``invitation`` (the old link stops working), e-mailed to its address."""
+    """A new token for ``invitation`` (the old link stops working), e-mailed to its address.
+
+    The e-mail is in the invitation's language (``language_of``), judged now:
+    a person who saved a language since the first e-mail gets theirs.
+    """
     token = secrets.token_urlsafe(32)
     invitation.token_hash = hash_token(token)
     invitation.sent_at = timezone.now()
@@ -242,6 +317,7 @@ def _send(invitation: GuardianInvitation, base_url: str) -> str:
     invitation.mail_due_at = None  # sent here, so the queue has nothing left to send
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at", "mail_due_at"])
     link = base_url.rstrip("/") + reverse("linking:invitation", kwargs={"token": token})
+    language = language_of(invitation)
 
     def deliver():
         mail.send_to_person(
@@ -250,6 +326,7 @@ def _send(invitation: GuardianInvitation, base_url: str) -> str:
             to=invitation.email,
             root_account=invitation.root_account,
             context={"student": invitation.student, "link": link, "days": lifetime().days},
+            language=language,
         )
 
     transaction.on_commit(deliver)
@@ -258,18 +335,28 @@ def _send(invitation: GuardianInvitation, base_url: str) -> str:
 
 @transaction.atomic
 def invite_guardian(
-    *, student: User, email: str, root_account: Account, actor: Actor, base_url: str
+    *,
+    student: User,
+    email: str,
+    root_account: Account,
+    actor: Actor,
+    base_url: str,
+    language: str | None = None,
 ) -> SentInvitation:
-    """Invite ``email`` to observe ``student``.
+    """Invite ``email`` to observe ``student``, in ``language`` unless the address's holder chose.
 
     Staff with manage_user_observers may, and the student themself where
     the school allows it (``students_may_invite``; RateLimited past their
     budget). Raises NotAuthorized (neither), InvitationError with the code
     ``check_invitations`` gives (``invalid_email``, ``not_a_student``,
-    ``not_allowed``) and, when a pending invitation for the same student and
-    address exists, resends that one instead of making a second.
+    ``not_allowed``) or ``invalid_language``, and, when a pending
+    invitation for the same student and address exists, resends that one
+    (in the language chosen now) instead of making a second. The invitation
+    records the language of the person whose login id the address is, when
+    they saved one, else ``language`` (none: the site's default).
     """
     _require_inviter(actor, student, root_account)
+    chosen = chosen_language(language)
     email = (email or "").strip()
     holder = find_login(root_account=root_account, unique_id=email) if email else None
     request = InvitationRequest(
@@ -278,6 +365,7 @@ def invite_guardian(
     reason = check_invitations(root_account=root_account, requests=[request])[request]
     if reason in REFUSALS:
         raise InvitationError(REFUSALS[reason], code=reason)
+    recorded = mail.saved_language(holder.user if holder else None) or chosen
     existing = (
         GuardianInvitation.objects.select_for_update()
         .filter(root_account=root_account, student=student, email__iexact=email)
@@ -285,6 +373,9 @@ def invite_guardian(
         .first()
     )
     if existing is not None:
+        if existing.language != recorded:
+            existing.language = recorded
+            existing.save(update_fields=["language"])
         link = _send(existing, base_url)
         _audit(AuditAction.INVITATION_RESENT, existing, actor, resent=True)
         return SentInvitation(invitation=existing, link=link)
@@ -297,9 +388,10 @@ def invite_guardian(
                 token_hash=hash_token(secrets.token_urlsafe(32)),
                 invited_by=actor.user if actor.user is not None and actor.user.pk else None,
                 expires_at=timezone.now() + lifetime(),
+                language=recorded,
             )
     except IntegrityError as error:  # a concurrent invitation of the same address
-        raise InvitationError("This address was just invited.", code="already_invited") from error
+        raise InvitationError(_("This address was just invited."), code=ALREADY_INVITED) from error
     link = _send(invitation, base_url)
     _audit(AuditAction.INVITATION_SENT, invitation, actor)
     return SentInvitation(invitation=invitation, link=link)
@@ -326,7 +418,7 @@ def resend_invitation(
                 invitation.save(update_fields=["state"])
         except IntegrityError as error:
             raise InvitationError(
-                "A newer invitation for this address is pending.", code="already_invited"
+                _("A newer invitation for this address is pending."), code=ALREADY_INVITED
             ) from error
     link = _send(invitation, base_url)
     _audit(AuditAction.INVITATION_RESENT, invitation, actor, resent=True)
@@ -526,7 +618,9 @@ def send_due_mail(*, batch: int = 100, now: datetime | None = None) -> int:
         .select_related("student", "root_account")
         .order_by("mail_due_at", "id")
     )
-    for invitation in list(due[:batch]):
+    due = list(due[:batch])
+    holders = _holders(due)
+    for invitation in due:
         token = new_token()
         sent_at = timezone.now()
         # The claim is one conditional update: whichever task changes the row sends it.
@@ -549,6 +643,7 @@ def send_due_mail(*, batch: int = 100, now: datetime | None = None) -> int:
             to=invitation.email,
             root_account=invitation.root_account,
             context={"student": invitation.student, "link": link, "days": lifetime().days},
+            language=language_of(invitation, holder=holders.get(invitation.pk)),
         )
         if delivered:
             sent += 1

@@ -20,22 +20,40 @@ from ..timezones import school_time_zone
 logger = logging.getLogger(__name__)
 
 
+def site_language(code: str | None) -> str | None:
+    """The site language closest to a locale ("es-MX" -> "es"), or None when the site has none."""
+    available = {language for language, _name in settings.LANGUAGES}
+    language = (code or "").split("-")[0].lower()
+    return language if language in available else None
+
+
+def saved_language(user: User | None) -> str | None:
+    """The site language of the person's own choice (``User.locale``), or None without one."""
+    return site_language(user.locale) if user is not None else None
+
+
 def language_for(user: User | None) -> str:
     """The site language closest to the person's locale ("es-MX" -> "es"), else the default."""
-    available = {code for code, _name in settings.LANGUAGES}
-    locale = ((user.locale if user is not None else "") or "").split("-")[0].lower()
-    return locale if locale in available else settings.LANGUAGE_CODE
+    return saved_language(user) or settings.LANGUAGE_CODE
 
 
 def send_to_person(
-    *, template: str, person: User | None, to: str, root_account: Account, context: dict
+    *,
+    template: str,
+    person: User | None,
+    to: str,
+    root_account: Account,
+    context: dict,
+    language: str | None = None,
 ) -> bool:
     """Render ``template``{_subject.txt,.txt,.html} in the person's language and time zone; send.
 
-    Returns whether the backend accepted the message.
+    ``language``, when given, is the message's language (an invitation's,
+    whose recipient may have no account yet). Returns whether the backend
+    accepted the message.
     """
     with (
-        translation.override(language_for(person)),
+        translation.override(language or language_for(person)),
         timezone.override(school_time_zone(root_account)),
     ):
         full = {

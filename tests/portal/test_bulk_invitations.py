@@ -514,3 +514,84 @@ def test_a_student_cannot_invite_a_restricted_address(
     assert "This address cannot be invited. Ask the school" in text
     assert "Court order" not in text
     assert not GuardianInvitation.objects.exists() and mail.outbox == []
+
+
+# Language ---------------------------------------------------------------------------
+
+
+def test_the_preview_reads_in_spanish_and_the_run_speaks_the_chosen_language(
+    roster, root_account, staff_a, course
+):
+    _first, _ana = _family(roster, 1)
+    english, _ben = _family(roster, 2)
+    english.locale = "en"  # chose English on the pages: theirs wins
+    english.save()
+    roster.person("Nora Noemail", "parent")
+    restricted, fay = _family(roster, 3)
+    safeguarding.record_restriction(
+        root_account=root_account,
+        student=fay,
+        actor=Actor(staff_a),
+        reason="Court order 12",
+        observer=restricted,
+    )
+    admin = Client(HTTP_HOST=HOST, HTTP_ACCEPT_LANGUAGE="es")
+    admin.force_login(staff_a, backend=BACKEND)
+    preview = admin.get(f"/admin/linking/guardianinvitation/bulk/?course={course.pk}")
+    page = preview.content.decode()
+    assert "no lo permiten las reglas de la escuela" in page and "Court order" not in page
+    assert "not allowed by the school" not in page
+    # The language of the e-mails: the site's default unless staff choose.
+    assert re.search(r'<option value="en" selected>English</option>', page)
+
+    refused = admin.post(
+        "/admin/linking/guardianinvitation/bulk/",
+        {"course": course.pk, "confirm": "1", "language": "fr"},
+        follow=True,
+    )
+    assert "Elija uno de los idiomas del sitio." in refused.content.decode()
+    assert not GuardianInvitation.objects.exists()
+
+    admin.post(
+        "/admin/linking/guardianinvitation/bulk/",
+        {"course": course.pk, "confirm": "1", "language": "es"},
+    )
+    assert dict(GuardianInvitation.objects.values_list("email", "language")) == {
+        "parent1@family.test": "es",
+        "parent2@family.test": "en",
+    }
+    assert tasks.send_invitation_emails.call() == 2
+    subjects = {m.to[0]: m.subject for m in mail.outbox}
+    assert subjects == {
+        "parent1@family.test": "Default School le invita a seguir a Student 001",
+        "parent2@family.test": "Default School invites you to follow Student 002",
+    }
+
+
+def test_the_task_follows_a_language_saved_after_the_run(roster, root_account, course):
+    parent, _student = _family(roster, 1)
+    call_command("invite_guardians", "--all", "--domain", HOST, "--language", "en")
+    assert GuardianInvitation.objects.get().language == "en"
+    # Before the task sends it, the guardian (login id = the address) chooses Spanish.
+    Login.objects.filter(user=parent).update(unique_id="parent1@family.test")
+    parent.locale = "es"
+    parent.save()
+    assert tasks.send_invitation_emails.call() == 1
+    assert mail.outbox[0].subject == "Default School le invita a seguir a Student 001"
+    with pytest.raises(CommandError):
+        call_command("invite_guardians", "--all", "--domain", HOST, "--language", "fr")
+
+
+def test_a_bulk_refusal_reads_in_the_readers_language(root_account, staff_b):
+    from django.utils import translation
+
+    with pytest.raises(NotAuthorized) as refused:
+        bulk_invitations.require_bulk_inviter(Actor(staff_b), root_account)
+    with translation.override("es"):
+        assert str(refused.value.message) == (
+            "No tiene permiso para invitar a tutores en este centro."
+        )
+    with pytest.raises(bulk_invitations.NotFound) as unknown:
+        bulk_invitations.scope_for(root_account=root_account, course_sis_id="NOPE")
+    with translation.override("es"):
+        assert str(unknown.value.message).startswith("No hay ningún curso con el id del SIS 'NOPE'")

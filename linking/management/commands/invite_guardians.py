@@ -1,5 +1,6 @@
 """Invite by e-mail every guardian the SIS gives for a course, an account or the whole school."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
 
@@ -34,6 +35,12 @@ class Command(BaseCommand):
             "without it the command acts as the server's operator.",
         )
         parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            help="Language of the e-mails for guardians who have not chosen one here "
+            f"(default: {settings.LANGUAGE_CODE}).",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="Show who would be invited; change nothing."
         )
 
@@ -50,7 +57,10 @@ class Command(BaseCommand):
                 account_sis_id=options["account"],
             )
             result = bulk_invitations.invite_guardians(
-                scope=scope, actor=actor, dry_run=options["dry_run"]
+                scope=scope,
+                actor=actor,
+                dry_run=options["dry_run"],
+                language=options["language"],
             )
         except LinkingError as error:
             raise CommandError(error.message) from error
