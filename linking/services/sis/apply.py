@@ -35,6 +35,7 @@ from ...models import (
     User,
 )
 from ...models.lookups import any_of, json_array
+from .. import safeguarding
 from ..accounts import builtin_admin_role
 from ..bulk import update_in_bulk
 from ..enrollments import sync_observers_in_bulk
@@ -377,6 +378,35 @@ def apply_courses(step: Step, records: list[Record]) -> None:
 
 
 # users ----------------------------------------------------------------------
+
+
+def apply_protection(step: Step, records: list[Record]) -> None:
+    """A users chunk's protected flags (``values["protected"]``), through services.safeguarding.
+
+    Both formats carry the flag in an extension column (Canvas ``protected``,
+    OneRoster ``metadata.observers.protected``): True protects, False lifts
+    only what an SIS import protected, None (an empty cell, or no column)
+    leaves it as it is. A deleted login's row says nothing of protection.
+    """
+    flags = {
+        r.values["user_id"]: r.values["protected"]
+        for r in records
+        if r.values.get("protected") is not None and r.values["state"] != Login.State.DELETED
+    }
+    if not flags:
+        return
+    owners = dict(
+        Login.objects.filter(any_of("sis_user_id", flags), root_account=step.root)
+        .exclude(workflow_state=Login.State.DELETED)
+        .values_list("sis_user_id", "user_id")
+    )
+    protected, unprotected = safeguarding.set_protection_from_sis(
+        root_account=step.root,
+        flags={owners[sis]: flag for sis, flag in flags.items() if sis in owners},
+        actor=step.ctx.actor,
+    )
+    step.file.counts["protected"] += protected
+    step.file.counts["no longer protected"] += unprotected
 
 
 def live_logins_by_lower_id(root: Account, login_ids: Iterable[str]) -> dict[str, list[tuple]]:

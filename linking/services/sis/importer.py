@@ -19,6 +19,7 @@ from .apply import (
     apply_chunk,
     apply_courses,
     apply_enrollments,
+    apply_protection,
     apply_users,
 )
 from .bulkdb import plan_with_indexes
@@ -259,6 +260,8 @@ def _apply_rows(step: Step, chunk: list[SisRow], file: FileReport, report: Impor
             continue
         records.append(Record(line=row.line, key=key, values=values))
     apply_chunk(step, _APPLIERS[file.kind], records)
+    if file.kind == "users":
+        apply_protection(step, records)
     # Canvas lists a file's row errors in line order.
     report.errors[errors_before:] = sorted(
         report.errors[errors_before:], key=lambda error: error["line"] or 0

@@ -51,7 +51,6 @@ from ...models import (
 )
 from ...models.lookups import any_of
 from ...timezones import school_time_zone
-from .. import safeguarding
 from ..links import UNCHANGED
 from . import guard, user_observers
 from .apply import (
@@ -62,6 +61,7 @@ from .apply import (
     apply_chunk,
     apply_courses,
     apply_enrollments,
+    apply_protection,
     apply_terms,
     apply_users,
     end_enrollments,
@@ -843,7 +843,7 @@ class _Run:
         self.touched_users = step.seen
         for records in self.records("users", file, self._user):
             apply_chunk(step, apply_users, records)
-            self._protection(file, records)
+            apply_protection(step, records)
         if self.roles:
             self._roles_of_users_not_in_file(step)
         if self.mode("users") == "bulk":
@@ -918,28 +918,6 @@ class _Run:
         if self.link_ends is None or not in_file:
             return UNCHANGED
         return self.link_ends.get(observer_sis)
-
-    def _protection(self, file: FileReport, records: list) -> None:
-        """The extension column's protected flags of a chunk, through services.safeguarding."""
-        flags = {
-            r.values["user_id"]: r.values["protected"]
-            for r in records
-            if r.values.get("protected") is not None and r.values["state"] != Login.State.DELETED
-        }
-        if not flags:
-            return
-        owners = dict(
-            Login.objects.filter(any_of("sis_user_id", flags), root_account=self.root)
-            .exclude(workflow_state=Login.State.DELETED)
-            .values_list("sis_user_id", "user_id")
-        )
-        protected, unprotected = safeguarding.set_protection_from_sis(
-            root_account=self.root,
-            flags={owners[sis]: flag for sis, flag in flags.items() if sis in owners},
-            actor=self.ctx.actor,
-        )
-        file.counts["protected"] += protected
-        file.counts["no longer protected"] += unprotected
 
     def _roles_of_users_not_in_file(self, step: Step) -> None:
         """roles.csv rows for people users.csv did not send: known people get the role."""

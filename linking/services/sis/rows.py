@@ -127,7 +127,23 @@ def user_record(values: dict[str, str]) -> tuple[str, dict]:
         "integration_id": values.get("integration_id", ""),
         "password": values.get("password", ""),
         "state": Login.State.DELETED if status == "deleted" else Login.State.ACTIVE,
+        "protected": protected_flag(values.get(PROTECTED_COLUMN, "")),
     }
+
+
+# Our extension column (Canvas ignores columns it does not know): "true"
+# protects the student (services.safeguarding), "false" lifts what an SIS
+# import protected, empty leaves it as it is. Never exported.
+PROTECTED_COLUMN = "protected"
+
+
+def protected_flag(value: str) -> bool | None:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if not lowered:
+        return None
+    raise RowError(f"{PROTECTED_COLUMN} {value[:60]!r} must be true or false")
 
 
 # courses.csv ----------------------------------------------------------------
