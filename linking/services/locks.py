@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from django.db import connection
 
 from ..models import User
+from ..models.lookups import pg_array
 
 
 def _lock(student_ids: Iterable[int], strength: str) -> None:
@@ -38,7 +39,7 @@ def _lock(student_ids: Iterable[int], strength: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) ORDER BY id {strength}",  # noqa: S608
-            [ids],
+            [pg_array(ids)],
         )
 
 

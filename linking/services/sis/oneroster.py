@@ -70,7 +70,7 @@ from .bulkdb import SeenIds, plan_with_indexes
 from .guard import MassDeleteRefused
 from .reader import SisFileError, SisRow, SisSource, data_rows, zip_member_opener
 from .report import FileReport, ImportReport, finish_batch, start_batch
-from .rows import ImportContext, RowError
+from .rows import ImportContext, RowError, boolean_cell
 
 MANIFEST = "manifest.csv"
 CHUNK_SIZE = 1000
@@ -492,15 +492,6 @@ def _midnight(day: date | None) -> datetime | None:
     return None if day is None else datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _boolean(value: str, column: str, *, required: bool = False) -> bool | None:
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if not value and not required:
-        return None
-    raise RowError(f"{column} {value!r} must be true or false")
-
-
 def _enum(value: str, column: str, allowed: set[str], *, extensible: bool = False) -> str:
     if value in allowed or (extensible and value.startswith("ext:") and len(value) > 4):
         return value
@@ -862,7 +853,7 @@ class _Run:
     def _user(self, values: dict[str, str], state: str) -> dict:
         spec = f"users/{self.manifest.version}"
         _required(values, *REQUIRED[spec])
-        enabled = _boolean(values["enabledUser"], "enabledUser", required=True)
+        enabled = boolean_cell(values["enabledUser"], "enabledUser", required=True)
         sourced_id = values["sourcedId"]
         if self.manifest.version == "1.1":
             role = _enum(values["role"], "role", USER_ROLES_11)
@@ -894,7 +885,7 @@ class _Run:
         }
         if role is not None:
             record["sis_role"] = role
-        protected = _boolean(values.get(PROTECTED_COLUMN, ""), PROTECTED_COLUMN)
+        protected = boolean_cell(values.get(PROTECTED_COLUMN, ""), PROTECTED_COLUMN)
         if protected is not None:
             record["protected"] = protected
         if ENDS_ON_COLUMN in values:
@@ -991,7 +982,7 @@ class _Run:
             raise RowError(
                 f"role {role!r} is not one of administrator, aide, proctor, student, teacher"
             )
-        _boolean(values.get("primary", ""), "primary")
+        boolean_cell(values.get("primary", ""), "primary")
         begin = _date(values.get("beginDate", ""), "beginDate")
         end = _date(values.get("endDate", ""), "endDate")
         if begin and end and end < begin:

@@ -127,7 +127,7 @@ def user_record(values: dict[str, str]) -> tuple[str, dict]:
         "integration_id": values.get("integration_id", ""),
         "password": values.get("password", ""),
         "state": Login.State.DELETED if status == "deleted" else Login.State.ACTIVE,
-        "protected": protected_flag(values.get(PROTECTED_COLUMN, "")),
+        "protected": boolean_cell(values.get(PROTECTED_COLUMN, ""), PROTECTED_COLUMN),
     }
 
 
@@ -137,13 +137,14 @@ def user_record(values: dict[str, str]) -> tuple[str, dict]:
 PROTECTED_COLUMN = "protected"
 
 
-def protected_flag(value: str) -> bool | None:
-    lowered = value.strip().lower()
+def boolean_cell(value: str, column: str, *, required: bool = False) -> bool | None:
+    """``true``/``false`` in any case; None for an empty cell unless ``required``."""
+    lowered = value.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if not lowered:
+    if not value and not required:
         return None
-    raise RowError(f"{PROTECTED_COLUMN} {value[:60]!r} must be true or false")
+    raise RowError(f"{column} {value[:60]!r} must be true or false")
 
 
 # courses.csv ----------------------------------------------------------------

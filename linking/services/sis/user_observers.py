@@ -16,7 +16,6 @@ from datetime import datetime, time
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from ...models import (
     AuditAction,
@@ -30,14 +29,14 @@ from ...models import (
     ObservationLink,
     User,
 )
-from ...models.lookups import any_of, json_array, pg_array
+from ...models.lookups import any_of, pg_array
 from ...timezones import school_time_zone
 from .. import notifications, rules
 from ..bulk import update_in_bulk
 from ..enrollments import mirror_link_enrollments, observer_state_for, remove_link_enrollments
 from ..links import UNCHANGED
 from ..locks import share_students
-from .bulkdb import insert_returning_ids, json_rows_select, new_row, note_inserted
+from .bulkdb import insert_returning_ids, insert_rows, new_row, note_inserted
 from .reader import SisRow
 from .report import FileReport, ImportReport
 from .rows import ImportContext, RowError
@@ -541,53 +540,6 @@ _AUDIT_COLUMNS = (
     "notifications_pending",
     "emails_suppressed",
 )
-
-
-def insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT database-ready rows, many per statement.
-
-    bulk_create prepares every field of every object in Python; at five
-    observer enrollments and one audit event per link that is most of an
-    import's time. Here constants are adapted once and the rest are ids.
-    """
-    if not rows:
-        return
-    _insert_rows(model, columns, rows)
-    note_inserted(model, len(rows))
-
-
-def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    fields = [model._meta.get_field(column) for column in columns]
-    names = ", ".join(quote(field.column) for field in fields)
-    if connection.vendor == "postgresql":
-        # One array per column, written by str.join (pg_array): COPY took a
-        # Python call per row, and VALUES lists are parsed and planned anew.
-        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",  # noqa: S608
-                [pg_array(_json_as_text(list(values))) for values in zip(*rows, strict=True)],
-            )
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) {json_rows_select(len(columns))}",
-            [json_array(rows)],
-        )
-
-
-def _json_as_text(values: list) -> list:
-    """A JSON column's values (psycopg's Jsonb wrappers) as their JSON text, each written once."""
-    first = next((value for value in values if value is not None), None)
-    if not isinstance(first, Jsonb):
-        return values
-    texts: dict[int, str] = {}
-    for value in values:
-        if isinstance(value, Jsonb) and id(value) not in texts:
-            texts[id(value)] = (value.dumps or json.dumps)(value.obj)
-    return [texts[id(value)] if isinstance(value, Jsonb) else value for value in values]
 
 
 def _db_datetime(value):
