@@ -1,5 +1,7 @@
-"""The bulk path's database side: array literals and the enrollment's composite key (#12)."""
+"""The bulk path's database side: array literals and the checks of enrollments' references (#12)."""
 
+import threading
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -105,68 +107,205 @@ def test_insert_returning_ids_writes_every_kind_of_column(root_account):
     }
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_enrollment_belongs_to_its_courses_root_account(root_account, other_root_account):
-    """PostgreSQL: one composite key checks the course, the account and that they go together."""
+def _needs_postgresql():
     if connection.vendor != "postgresql":
-        pytest.skip("the composite foreign key is PostgreSQL's (migration 0016)")
-    course = factories.CourseFactory(account=root_account)
-    student = factories.UserFactory(name="Sam")
+        pytest.skip("PostgreSQL checks enrollments' references by triggers (migration 0019)")
+
+
+def _enrollment_keys_and_triggers():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
             " WHERE conrelid = 'linking_enrollment'::regclass AND contype = 'f'"
         )
-        keys = sorted(row[0] for row in cursor.fetchall())
-    assert (
-        "FOREIGN KEY (course_id, root_account_id) REFERENCES linking_course(id, root_account_id)"
-        " DEFERRABLE INITIALLY DEFERRED"
-    ) in keys
-    assert not any(key.startswith("FOREIGN KEY (course_id)") for key in keys)
-    assert not any(key.startswith("FOREIGN KEY (root_account_id)") for key in keys)
+        keys = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
+            " WHERE tgname LIKE 'linking_%%enrollment%%' ORDER BY 1, 2"
+        )
+        return keys, cursor.fetchall()
 
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Enrollment.objects.create(
-            user=student, course=course, root_account=other_root_account, type="student"
+
+@pytest.mark.django_db(transaction=True)
+def test_new_enrollments_name_users_and_a_course_of_their_root_account(
+    root_account, other_root_account
+):
+    """PostgreSQL: one set-wise check per statement refuses every broken reference."""
+    _needs_postgresql()
+    keys, triggers = _enrollment_keys_and_triggers()
+    assert keys == []
+    assert triggers == [
+        ("linking_course", "linking_course_enrollments_deleted"),
+        ("linking_course", "linking_course_enrollments_rekeyed"),
+        ("linking_enrollment", "linking_enrollment_references_changed"),
+        ("linking_enrollment", "linking_enrollment_references_inserted"),
+        ("linking_user", "linking_user_enrollments_deleted"),
+        ("linking_user", "linking_user_enrollments_rekeyed"),
+    ]
+    course = factories.CourseFactory(account=root_account)
+    student, parent = factories.UserFactory(name="Sam"), factories.UserFactory(name="Pat")
+    missing = User.objects.order_by("-pk").first().pk + 1000
+
+    def plain(**fields):
+        return Enrollment(
+            **{"user": student, "course": course, "root_account": root_account, "type": "student"}
+            | fields
         )
+
+    broken = {
+        "user": plain(user_id=missing),
+        "observed user": plain(user=parent, type="observer", associated_user_id=missing),
+        "course": plain(course_id=course.pk + 1000),
+        "course of another school": plain(root_account=other_root_account),
+    }
+    for what, enrollment in broken.items():
+        with (
+            pytest.raises(IntegrityError, match="violates its references") as caught,
+            transaction.atomic(),
+        ):
+            enrollment.save()
+        assert caught.value.__cause__.sqlstate == "23503", what
+    # One bad row among good ones: the statement writes none of them.
+    good = [plain(user=parent, type="observer", associated_user=student), plain()]
     with pytest.raises(IntegrityError), transaction.atomic():
-        Enrollment.objects.create(
-            user=student, course_id=course.pk + 1000, root_account=root_account, type="student"
-        )
+        Enrollment.objects.bulk_create([*good, plain(user_id=missing, type="teacher")])
     assert not Enrollment.objects.exists()
 
-    made = Enrollment.objects.create(
-        user=student, course=course, root_account=root_account, type="student"
+    made = Enrollment.objects.bulk_create(good)
+    assert set(Enrollment.objects.values_list("pk", flat=True)) == {e.pk for e in made}
+    # Changing a reference is checked too; other updates are not slowed by it.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.filter(pk=made[1].pk).update(user_id=missing)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.filter(pk=made[1].pk).update(root_account=other_root_account)
+    Enrollment.objects.filter(pk=made[1].pk).update(workflow_state="completed")
+    assert Enrollment.objects.get(pk=made[1].pk).user_id == student.pk
+    assert Enrollment.objects.get(pk=made[1].pk).workflow_state == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_or_course_an_enrollment_names_stays_until_the_enrollment_goes(
+    root_account, other_root_account
+):
+    """PostgreSQL: deleting (or re-keying) what an enrollment names fails at commit."""
+    _needs_postgresql()
+    course = factories.CourseFactory(account=root_account)
+    student, parent = factories.UserFactory(name="Sam"), factories.UserFactory(name="Pat")
+    factories.EnrollmentFactory(user=student, course=course)
+    watching = factories.EnrollmentFactory(
+        user=parent, course=course, type="observer", associated_user=student
     )
-    assert Enrollment.objects.get().pk == made.pk
+    statements = [
+        ("DELETE FROM linking_user WHERE id = %s", [student.pk]),  # the student
+        ("DELETE FROM linking_user WHERE id = %s", [parent.pk]),  # the observer
+        ("UPDATE linking_user SET id = id + 1000 WHERE id = %s", [student.pk]),
+        ("DELETE FROM linking_course WHERE id = %s", [course.pk]),
+        (
+            "UPDATE linking_course SET root_account_id = %s WHERE id = %s",
+            [other_root_account.pk, course.pk],
+        ),
+    ]
+    for sql, params in statements:
+        with (
+            pytest.raises(IntegrityError, match="references from table") as caught,
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)  # deferred: the commit fails
+        assert caught.value.__cause__.sqlstate == "23503", sql
+    assert User.objects.filter(pk__in=[student.pk, parent.pk]).count() == 2
+    assert Enrollment.objects.filter(course=course).count() == 2
+
+    # The enrollment first, then its observer, in one transaction (Django's order).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM linking_user WHERE id = %s", [parent.pk])
+        cursor.execute("DELETE FROM linking_enrollment WHERE id = %s", [watching.pk])
+    assert not User.objects.filter(pk=parent.pk).exists()
+    # And the ORM's own cascade.
+    course.delete()
+    assert not Enrollment.objects.exists()
+    student.delete()
+    assert not User.objects.filter(pk=student.pk).exists()
 
 
-@pytest.mark.django_db
-def test_the_composite_keys_check_holds_its_plan_without_statistics(root_account):
-    """The check PostgreSQL runs per enrollment finds the course by a unique index, not by school.
+def _other_connection():
+    import psycopg
 
-    With no statistics on the courses (a small school's first import never
-    analyses them), the generic plan of the key's check once walked the root
-    account's index: every course of the school for each enrollment written.
+    settings = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        password=settings["PASSWORD"] or None,
+    )
+
+
+def _waits_for_a_lock(conn, seconds=10) -> bool:
+    """Whether ``conn``'s backend waits for a lock (polled from Django's connection)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                [conn.info.backend_pid],
+            )
+            row = cursor.fetchone()
+        if row and row[0] == "Lock":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["enrolment", "deletion"])
+def test_an_enrollment_and_the_deletion_of_its_user_cannot_both_commit(root_account, first):
+    """PostgreSQL: the check locks what it found, as a foreign key does.
+
+    Whichever transaction comes first, the other waits for it and then fails:
+    never an enrollment left naming a deleted user.
     """
-    if connection.vendor != "postgresql":
-        pytest.skip("the composite foreign key is PostgreSQL's (migration 0016)")
-    for _ in range(30):
-        factories.CourseFactory(account=root_account)
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(
-            "PREPARE course_key_check (bigint, bigint) AS SELECT 1 FROM ONLY linking_course x"
-            " WHERE id = $1 AND root_account_id = $2 FOR KEY SHARE OF x"
-        )
-        try:
-            cursor.execute("EXPLAIN EXECUTE course_key_check (1, 1)")
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("DEALLOCATE course_key_check")
-    assert "Index Cond: ((root_account_id = $2) AND (id = $1))" in plan or (
-        "linking_course_pkey" in plan
-    ), plan
+    _needs_postgresql()
+    course = factories.CourseFactory(account=root_account)
+    student = factories.UserFactory(name="Sam")
+    enrol = (
+        "INSERT INTO linking_enrollment (user_id, course_id, root_account_id, type,"
+        " workflow_state, sis_managed, created_at, updated_at)"
+        " VALUES (%s, %s, %s, 'student', 'active', false, now(), now())"
+    )
+    delete = "DELETE FROM linking_user WHERE id = %s"
+    steps = {
+        "enrolment": (enrol, [student.pk, course.pk, root_account.pk]),
+        "deletion": (delete, [student.pk]),
+    }
+    second = "deletion" if first == "enrolment" else "enrolment"
+    with _other_connection() as one, _other_connection() as two:
+        one.execute(*steps[first])
+        outcome = {}
+
+        def run_second():
+            try:
+                two.execute(*steps[second])
+                two.commit()
+                outcome["committed"] = True
+            except Exception as error:  # asserted below
+                two.rollback()
+                outcome["error"] = error
+
+        side = threading.Thread(target=run_second, daemon=True)
+        side.start()
+        assert _waits_for_a_lock(two), "the second transaction did not wait for the first"
+        one.commit()
+        side.join(10)
+        assert not side.is_alive()
+    assert "committed" not in outcome
+    assert outcome["error"].sqlstate == "23503"
+    if first == "enrolment":
+        assert User.objects.filter(pk=student.pk).exists()
+        assert Enrollment.objects.filter(user=student).count() == 1
+    else:
+        assert not User.objects.filter(pk=student.pk).exists()
+        assert not Enrollment.objects.exists()
 
 
 @pytest.mark.django_db
