@@ -43,7 +43,62 @@ from django.db import migrations
 ENROLLMENT_KEYS = ("user_id", "associated_user_id", "course_id", "root_account_id")
 COMPOSITE = "enrollment_course_in_root_account"
 
-FORWARD = r"""
+
+# The new rows' checks: lock what they name, then find any row naming
+# something missing. Written once, run two ways by the trigger: a statement
+# of up to SMALL rows runs them as static SQL, whose plans PL/pgSQL keeps
+# (index probes, some 20 µs in all); a larger one as dynamic SQL (EXECUTE),
+# planned for its own number of rows (hash joins, about 5 ms for an import's
+# 30,000). One cached plan for both was wrong for one of them: made for
+# 30,000 rows, it hashed every user for a single row (20 ms an enrollment).
+SMALL = 64
+LOCK_USERS = (
+    "1 FROM linking_user u"
+    " WHERE u.id IN (SELECT n.user_id FROM new_rows n"
+    " UNION SELECT n.associated_user_id FROM new_rows n WHERE n.associated_user_id IS NOT NULL)"
+    " ORDER BY u.id FOR KEY SHARE OF u"
+)
+LOCK_COURSES = (
+    "1 FROM linking_course c WHERE c.id IN (SELECT n.course_id FROM new_rows n)"
+    " ORDER BY c.id FOR KEY SHARE OF c"
+)
+FIND_BROKEN = (
+    "n.user_id, n.associated_user_id, n.course_id, n.root_account_id {into} FROM ("
+    " SELECT n.* FROM new_rows n"
+    " WHERE NOT EXISTS (SELECT 1 FROM linking_user u WHERE u.id = n.user_id)"
+    " UNION ALL SELECT n.* FROM new_rows n"
+    " WHERE n.associated_user_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM linking_user u WHERE u.id = n.associated_user_id)"
+    " UNION ALL SELECT n.* FROM new_rows n"
+    " WHERE NOT EXISTS (SELECT 1 FROM linking_course c"
+    " WHERE c.id = n.course_id AND c.root_account_id = n.root_account_id)"
+    ") n LIMIT 1"
+)
+CHECK_INSERTED = f"""
+CREATE FUNCTION linking_enrollment_check_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    written bigint;
+    bad record;
+BEGIN
+    SELECT count(*) INTO written FROM new_rows;
+    IF written <= {SMALL} THEN
+        PERFORM {LOCK_USERS};
+        PERFORM {LOCK_COURSES};
+        SELECT {FIND_BROKEN.format(into="INTO bad")};
+    ELSE
+        EXECUTE $q$SELECT {LOCK_USERS}$q$;
+        EXECUTE $q$SELECT {LOCK_COURSES}$q$;
+        EXECUTE $q$SELECT {FIND_BROKEN.format(into="")}$q$ INTO bad;
+    END IF;
+    IF bad.user_id IS NOT NULL THEN
+        PERFORM linking_enrollment_reference_violation(
+            bad.user_id, bad.associated_user_id, bad.course_id, bad.root_account_id);
+    END IF;
+    RETURN NULL;
+END $$;
+"""
+
+FORWARD_TEMPLATE = r"""
 CREATE FUNCTION linking_enrollment_reference_violation(
     enrollment_user bigint, observed_user bigint, course bigint, root_account bigint
 ) RETURNS void LANGUAGE plpgsql AS $$
@@ -59,39 +114,7 @@ BEGIN
 END $$;
 
 -- After each INSERT statement: the new rows' references, set-wise.
-CREATE FUNCTION linking_enrollment_check_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad record;
-BEGIN
-    PERFORM 1 FROM linking_user u
-     WHERE u.id IN (SELECT n.user_id FROM new_rows n
-                    UNION SELECT n.associated_user_id FROM new_rows n
-                           WHERE n.associated_user_id IS NOT NULL)
-     ORDER BY u.id FOR KEY SHARE OF u;
-    PERFORM 1 FROM linking_course c
-     WHERE c.id IN (SELECT n.course_id FROM new_rows n)
-     ORDER BY c.id FOR KEY SHARE OF c;
-    SELECT n.user_id, n.associated_user_id, n.course_id, n.root_account_id INTO bad
-      FROM (
-        SELECT n.* FROM new_rows n
-         WHERE NOT EXISTS (SELECT 1 FROM linking_user u WHERE u.id = n.user_id)
-        UNION ALL
-        SELECT n.* FROM new_rows n
-         WHERE n.associated_user_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM linking_user u WHERE u.id = n.associated_user_id)
-        UNION ALL
-        SELECT n.* FROM new_rows n
-         WHERE NOT EXISTS (SELECT 1 FROM linking_course c
-                            WHERE c.id = n.course_id AND c.root_account_id = n.root_account_id)
-      ) n
-     LIMIT 1;
-    IF FOUND THEN
-        PERFORM linking_enrollment_reference_violation(
-            bad.user_id, bad.associated_user_id, bad.course_id, bad.root_account_id);
-    END IF;
-    RETURN NULL;
-END $$;
-
+{check_inserted}
 CREATE TRIGGER linking_enrollment_references_inserted
     AFTER INSERT ON linking_enrollment
     REFERENCING NEW TABLE AS new_rows
@@ -174,6 +197,8 @@ CREATE CONSTRAINT TRIGGER linking_course_enrollments_rekeyed
     WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.root_account_id IS DISTINCT FROM NEW.root_account_id)
     EXECUTE FUNCTION linking_enrollment_check_referenced();
 """
+
+FORWARD = FORWARD_TEMPLATE.replace("{check_inserted}", CHECK_INSERTED)
 
 BACKWARD = """
 DROP TRIGGER IF EXISTS linking_course_enrollments_rekeyed ON linking_course;

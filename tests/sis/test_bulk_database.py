@@ -171,6 +171,14 @@ def test_new_enrollments_name_users_and_a_course_of_their_root_account(
         Enrollment.objects.bulk_create([*good, plain(user_id=missing, type="teacher")])
     assert not Enrollment.objects.exists()
 
+    # A statement of more than 64 rows is checked by the same queries, planned for its size.
+    many = [plain(user=factories.UserFactory()) for _ in range(100)]
+    with pytest.raises(IntegrityError, match=rf"=\({missing}, null,"), transaction.atomic():
+        Enrollment.objects.bulk_create([*many, plain(user_id=missing, type="ta")])
+    assert not Enrollment.objects.exists()
+    assert len(Enrollment.objects.bulk_create(many)) == Enrollment.objects.count() == 100
+    Enrollment.objects.all().delete()
+
     made = Enrollment.objects.bulk_create(good)
     assert set(Enrollment.objects.values_list("pk", flat=True)) == {e.pk for e in made}
     # Changing a reference is checked too; other updates are not slowed by it.
