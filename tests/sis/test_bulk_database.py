@@ -203,9 +203,15 @@ def test_a_user_or_course_an_enrollment_names_stays_until_the_enrollment_goes(
     watching = factories.EnrollmentFactory(
         user=parent, course=course, type="observer", associated_user=student
     )
+    # Named only as the student an observer enrollment observes.
+    observed_only = factories.UserFactory(name="Kim")
+    factories.EnrollmentFactory(
+        user=parent, course=course, type="observer", associated_user=observed_only
+    )
     statements = [
         ("DELETE FROM linking_user WHERE id = %s", [student.pk]),  # the student
         ("DELETE FROM linking_user WHERE id = %s", [parent.pk]),  # the observer
+        ("DELETE FROM linking_user WHERE id = %s", [observed_only.pk]),
         ("UPDATE linking_user SET id = id + 1000 WHERE id = %s", [student.pk]),
         ("DELETE FROM linking_course WHERE id = %s", [course.pk]),
         (
@@ -221,10 +227,11 @@ def test_a_user_or_course_an_enrollment_names_stays_until_the_enrollment_goes(
         ):
             cursor.execute(sql, params)  # deferred: the commit fails
         assert caught.value.__cause__.sqlstate == "23503", sql
-    assert User.objects.filter(pk__in=[student.pk, parent.pk]).count() == 2
-    assert Enrollment.objects.filter(course=course).count() == 2
+    assert User.objects.filter(pk__in=[student.pk, parent.pk, observed_only.pk]).count() == 3
+    assert Enrollment.objects.filter(course=course).count() == 3
+    Enrollment.objects.filter(associated_user=observed_only).delete()
 
-    # The enrollment first, then its observer, in one transaction (Django's order).
+    # The observer first and then their enrollment, in one transaction: checked at commit.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM linking_user WHERE id = %s", [parent.pk])
         cursor.execute("DELETE FROM linking_enrollment WHERE id = %s", [watching.pk])
