@@ -72,8 +72,7 @@ from .audit import record_event
 from .context import Actor
 from .errors import NotAuthorized, NotFound
 from .permissions import PAIRING_ENROLLMENT_STATES_EXCLUDED, has_account_permission
-
-GUARDIAN_ROLES = {"parent", "guardian", "relative"}
+from .sis.oneroster import OBSERVER_KINDS
 
 NO_EMAIL = "no_email"
 INACTIVE = "inactive"
@@ -167,38 +166,33 @@ def scope_for(
     neither given means the whole school.
     """
     if course_sis_id:
-        course = (
-            Course.objects.filter(root_account=root_account, sis_course_id=course_sis_id)
-            .exclude(workflow_state=Course.State.DELETED)
-            .first()
+        course = _live_by_sis_id(
+            Course.objects.filter(sis_course_id=course_sis_id),
+            root_account,
+            _("No course with SIS id %(sis_id)s in %(school)s."),
+            course_sis_id,
         )
-        if course is None:
-            raise NotFound(
-                _format(
-                    _("No course with SIS id %(sis_id)s in %(school)s."),
-                    sis_id=repr(course_sis_id),
-                    school=str(root_account),
-                )
-            )
         return Scope(root_account=root_account, course=course)
     if account_sis_id:
         if root_account.sis_account_id == account_sis_id:
             return Scope(root_account=root_account, account=root_account)
-        account = (
-            Account.objects.filter(root_account=root_account, sis_account_id=account_sis_id)
-            .exclude(workflow_state=Account.State.DELETED)
-            .first()
+        account = _live_by_sis_id(
+            Account.objects.filter(sis_account_id=account_sis_id),
+            root_account,
+            _("No account with SIS id %(sis_id)s in %(school)s."),
+            account_sis_id,
         )
-        if account is None:
-            raise NotFound(
-                _format(
-                    _("No account with SIS id %(sis_id)s in %(school)s."),
-                    sis_id=repr(account_sis_id),
-                    school=str(root_account),
-                )
-            )
         return Scope(root_account=root_account, account=account)
     return Scope(root_account=root_account, account=root_account)
+
+
+def _live_by_sis_id(found, root_account: Account, missing, sis_id: str):
+    """The one live (not deleted) row of ``found`` in the root account; NotFound otherwise."""
+    live = found.filter(root_account=root_account).exclude(workflow_state=found.model.State.DELETED)
+    row = live.first()
+    if row is None:
+        raise NotFound(_format(missing, sis_id=repr(sis_id), school=str(root_account)))
+    return row
 
 
 def require_bulk_inviter(actor: Actor, root_account: Account) -> None:
@@ -263,7 +257,7 @@ def _related_pairs(scope: Scope, students: set[int], course_ids) -> set[tuple[in
     pairs: set[tuple[int, int]] = set()
     # Guardians a student names, and guardians naming someone (perhaps a scope's student).
     rows = (
-        live_logins.filter(sis_role__in=GUARDIAN_ROLES)
+        live_logins.filter(sis_role__in=list(OBSERVER_KINDS))
         .filter(any_of("sis_user_id", named) | ~Q(sis_agent_ids=""))
         .values_list("user_id", "sis_user_id", "sis_agent_ids")
     )

@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Subquery
 
 from ...models import Account, Login, ObservationLink
 from ...timezones import school_time_zone
-from .oneroster import COLUMNS, ENDS_ON_COLUMN, FILES_11, USER_ROLES_11
+from .oneroster import COLUMNS, ENDS_ON_COLUMN, FILES_11, OBSERVER_KINDS, USER_ROLES_11
 from .user_observers import END_DATE_COLUMN, format_link_end
 
 USERS_HEADER = [
@@ -147,7 +147,6 @@ ONEROSTER_MANIFEST = (
     ("source.systemName", "observers"),
 )
 ONEROSTER_USERS_HEADER = [*COLUMNS["users/1.1"], ENDS_ON_COLUMN]
-_OBSERVER_ROLES = {"parent", "guardian", "relative"}
 _ENROLLMENT_ROLES = {"student": "student", "teacher": "teacher", "ta": "aide"}
 EXPORT_CHUNK = 2000
 
@@ -163,7 +162,7 @@ def _oneroster_role(login: Login, observes: list[str], observed: bool, enrolled:
         kinds = [kind for kind in observes if kind]
         if kinds:
             return kinds[0]
-        return login.sis_role if login.sis_role in _OBSERVER_ROLES else "parent"
+        return login.sis_role if login.sis_role in OBSERVER_KINDS else "parent"
     if observed:
         return "student"
     if login.sis_role in USER_ROLES_11:

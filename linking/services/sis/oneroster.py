@@ -250,6 +250,8 @@ USER_ROLES_12 = {
     "systemAdministrator",
     "teacher",
 }
+# The roles that observe a student they are agents of, and the kind of link each
+# makes: the one list of guardian roles (bulk invitations and the export read it).
 OBSERVER_KINDS = {
     "parent": LinkKind.PARENT,
     "guardian": LinkKind.GUARDIAN,
