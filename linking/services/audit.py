@@ -5,38 +5,18 @@ from . import notifications, webhooks
 from .context import Actor
 
 
-def record_event(
-    *,
-    action: str,
-    actor: Actor,
-    root_account=None,
-    observer=None,
-    student=None,
-    link=None,
-    pairing_code=None,
-    invitation=None,
-    detail: dict | None = None,
-) -> AuditEvent:
+def record_event(**fields) -> AuditEvent:
     """Write one audit event, marked for the notification planner when it may notify anyone.
 
-    The event is the outbox: it commits or rolls back with the change, and
-    ``notifications.plan_pending`` (run by the sender) later turns it into
-    e-mails and webhook deliveries, so a request pays for none of that. An
-    event that may notify carries a snapshot of what its webhook payload
-    says, taken now from the objects at hand, so the payload describes the
-    change as it happened, whatever happens to the link afterwards.
+    Takes ``build_event``'s keywords. The event is the outbox: it commits or
+    rolls back with the change, and ``notifications.plan_pending`` (run by
+    the sender) later turns it into e-mails and webhook deliveries, so a
+    request pays for none of that. An event that may notify carries a
+    snapshot of what its webhook payload says, taken now from the objects at
+    hand, so the payload describes the change as it happened, whatever
+    happens to the link afterwards.
     """
-    event = build_event(
-        action=action,
-        actor=actor,
-        root_account=root_account,
-        observer=observer,
-        student=student,
-        link=link,
-        pairing_code=pairing_code,
-        invitation=invitation,
-        detail=detail,
-    )
+    event = build_event(**fields)
     event.save()
     return event
 
