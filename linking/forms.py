@@ -97,17 +97,30 @@ class PairingCodeField(forms.CharField):
         super().__init__(**kwargs)
 
 
+def language_field(*, label, help_text, initial=None) -> forms.ChoiceField:
+    """The language an invitation speaks, one of the site's (the student's form, the admin's).
+
+    Not required: a form posted without it (a script, an older page) leaves
+    the choice to the service (services.invitations.chosen_language).
+    """
+    return forms.ChoiceField(
+        label=label,
+        required=False,
+        choices=settings.LANGUAGES,
+        initial=initial,
+        help_text=help_text,
+    )
+
+
 class InviteGuardianForm(forms.Form):
     email = forms.EmailField(
         label=_("Their e-mail address"),
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
     )
-    # Not required: without it (a form from before the field) the student's own language.
-    language = forms.ChoiceField(
+    # Without it (a form from before the field) the student's own language.
+    language = language_field(
         label=_("Language of the e-mail"),
-        choices=settings.LANGUAGES,
-        required=False,
         help_text=_("If they already chose a language here, they get theirs."),
     )
 

@@ -160,11 +160,10 @@ def send_invitation_emails() -> int:
     A large run hands over to a fresh task after each batch, so other work
     gets its turn; the rows are the outbox, so a lost task loses nothing.
     """
-    from .models import GuardianInvitation
     from .services import invitations
 
     sent = invitations.send_due_mail(batch=100)
-    if GuardianInvitation.objects.mail_due().filter(state="pending").exists():
+    if _invitation_mail_due():
         send_invitation_emails.enqueue()
     return sent
 
@@ -180,7 +179,11 @@ def expire_invitations() -> int:
 def _invitation_mail_due() -> bool:
     from .models import GuardianInvitation
 
-    return GuardianInvitation.objects.mail_due().filter(state="pending").exists()
+    return (
+        GuardianInvitation.objects.mail_due()
+        .filter(state=GuardianInvitation.State.PENDING)
+        .exists()
+    )
 
 
 def _invitations_lapsed() -> bool:

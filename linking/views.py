@@ -666,9 +666,9 @@ def invite_guardian(request):
     form = InviteGuardianForm(request.POST)
     if not form.is_valid():
         if "email" in form.errors:
-            messages.error(request, _("Enter a valid e-mail address."))
+            messages.error(request, invitation_service.REFUSALS[invitation_service.INVALID_EMAIL])
         else:
-            messages.error(request, _("Choose one of the site's languages."))
+            messages.error(request, invitation_service.INVALID_LANGUAGE_MESSAGE)
         return redirect("linking:pairing")
     try:
         sent = invitation_service.invite_guardian(

@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from ..forms import language_field
 from ..models import Account, AuditSource, Course, GuardianInvitation, User
 from ..request_context import actor_from_request
 from ..services import bulk_invitations
@@ -47,28 +48,21 @@ LANGUAGE_HELP = _(
 )
 
 
-def language_field() -> forms.ChoiceField:
-    """The language an invitation speaks; staff get the site's default unless they choose.
-
-    Not required: a form posted without it (a script, an older page) means the default.
-    """
-    return forms.ChoiceField(
-        label=_("Language"),
-        required=False,
-        choices=settings.LANGUAGES,
-        initial=settings.LANGUAGE_CODE,
-        help_text=LANGUAGE_HELP,
+def _language_field() -> forms.ChoiceField:
+    """Staff get the site's default unless they choose."""
+    return language_field(
+        label=_("Language"), help_text=LANGUAGE_HELP, initial=settings.LANGUAGE_CODE
     )
 
 
 class InviteForm(forms.Form):
     student = forms.ModelChoiceField(queryset=User.objects.none(), label=_("Student"))
     email = forms.EmailField(label=_("Guardian's e-mail address"), max_length=254)
-    language = language_field()
+    language = _language_field()
 
 
 class BulkLanguageForm(forms.Form):
-    language = language_field()
+    language = _language_field()
 
 
 @admin.register(GuardianInvitation)
@@ -163,7 +157,7 @@ class GuardianInvitationAdmin(PersonSearchMixin, TenantScopedAdmin):
         confirming = request.method == "POST" and request.POST.get("confirm")
         language_form = BulkLanguageForm(request.POST if confirming else None)
         if confirming and not language_form.is_valid():
-            self.message_user(request, _("Choose one of the site's languages."), messages.ERROR)
+            self.message_user(request, invitation_services.INVALID_LANGUAGE_MESSAGE, messages.ERROR)
         elif confirming:
             try:
                 result = bulk_invitations.invite_guardians(

@@ -105,6 +105,7 @@ REFUSALS = {
 }
 
 INVALID_LANGUAGE = "invalid_language"
+INVALID_LANGUAGE_MESSAGE = _("Choose one of the site's languages.")
 
 
 def chosen_language(language: str | None) -> str:
@@ -116,7 +117,7 @@ def chosen_language(language: str | None) -> str:
         return settings.LANGUAGE_CODE
     found = mail.site_language(language)
     if found is None:
-        raise InvitationError(_("Choose one of the site's languages."), code=INVALID_LANGUAGE)
+        raise InvitationError(INVALID_LANGUAGE_MESSAGE, code=INVALID_LANGUAGE)
     return found
 
 
@@ -208,7 +209,10 @@ def check_invitations(
     """Why each address may not be invited for its student, or None when it may.
 
     The one judgement of invitations, single or bulk, in a fixed number of
-    queries whatever the number of requests:
+    queries whatever the number of requests, plus one for each address
+    nobody here holds yet (the rules match such a person by address alone,
+    one address at a time; only single invitations have them: a bulk run
+    invites people the SIS knows):
 
     - ``invalid_email``: not an e-mail address;
     - ``not_a_student``: the student holds no live student enrollment here;
@@ -304,33 +308,35 @@ def _require_inviter(actor: Actor, student: User, root_account: Account) -> None
     _require_staff(actor, root_account)
 
 
-def _send(invitation: GuardianInvitation, base_url: str) -> str:
+def _send(invitation: GuardianInvitation, base_url: str, *, holder=_LOOK_UP) -> str:
     """A new token for ``invitation`` (the old link stops working), e-mailed to its address.
 
     The e-mail is in the invitation's language (``language_of``), judged now:
     a person who saved a language since the first e-mail gets theirs.
+    ``holder`` as for ``language_of``.
     """
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     invitation.token_hash = hash_token(token)
     invitation.sent_at = timezone.now()
     invitation.expires_at = invitation.sent_at + lifetime()
     invitation.mail_due_at = None  # sent here, so the queue has nothing left to send
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at", "mail_due_at"])
     link = base_url.rstrip("/") + reverse("linking:invitation", kwargs={"token": token})
-    language = language_of(invitation)
-
-    def deliver():
-        mail.send_to_person(
-            template="email/invitation",
-            person=None,
-            to=invitation.email,
-            root_account=invitation.root_account,
-            context={"student": invitation.student, "link": link, "days": lifetime().days},
-            language=language,
-        )
-
-    transaction.on_commit(deliver)
+    language = language_of(invitation, holder=holder)
+    transaction.on_commit(lambda: _email(invitation, link, language))
     return link
+
+
+def _email(invitation: GuardianInvitation, link: str, language: str) -> bool:
+    """The invitation's e-mail with its one-time ``link``; whether the mail server took it."""
+    return mail.send_to_person(
+        template="email/invitation",
+        person=None,
+        to=invitation.email,
+        root_account=invitation.root_account,
+        context={"student": invitation.student, "link": link, "days": lifetime().days},
+        language=language,
+    )
 
 
 @transaction.atomic
@@ -365,7 +371,8 @@ def invite_guardian(
     reason = check_invitations(root_account=root_account, requests=[request])[request]
     if reason in REFUSALS:
         raise InvitationError(REFUSALS[reason], code=reason)
-    recorded = mail.saved_language(holder.user if holder else None) or chosen
+    holder_user = holder.user if holder is not None else None
+    recorded = mail.saved_language(holder_user) or chosen
     existing = (
         GuardianInvitation.objects.select_for_update()
         .filter(root_account=root_account, student=student, email__iexact=email)
@@ -376,7 +383,7 @@ def invite_guardian(
         if existing.language != recorded:
             existing.language = recorded
             existing.save(update_fields=["language"])
-        link = _send(existing, base_url)
+        link = _send(existing, base_url, holder=holder_user)
         _audit(AuditAction.INVITATION_RESENT, existing, actor, resent=True)
         return SentInvitation(invitation=existing, link=link)
     try:
@@ -385,14 +392,14 @@ def invite_guardian(
                 root_account=root_account,
                 student=student,
                 email=email,
-                token_hash=hash_token(secrets.token_urlsafe(32)),
+                token_hash=hash_token(new_token()),
                 invited_by=actor.user if actor.user is not None and actor.user.pk else None,
                 expires_at=timezone.now() + lifetime(),
                 language=recorded,
             )
     except IntegrityError as error:  # a concurrent invitation of the same address
         raise InvitationError(_("This address was just invited."), code=ALREADY_INVITED) from error
-    link = _send(invitation, base_url)
+    link = _send(invitation, base_url, holder=holder_user)
     _audit(AuditAction.INVITATION_SENT, invitation, actor)
     return SentInvitation(invitation=invitation, link=link)
 
@@ -637,15 +644,7 @@ def send_due_mail(*, batch: int = 100, now: datetime | None = None) -> int:
         link = absolute_url(
             invitation.root_account, reverse("linking:invitation", kwargs={"token": token})
         )
-        delivered = mail.send_to_person(
-            template="email/invitation",
-            person=None,
-            to=invitation.email,
-            root_account=invitation.root_account,
-            context={"student": invitation.student, "link": link, "days": lifetime().days},
-            language=language_of(invitation, holder=holders.get(invitation.pk)),
-        )
-        if delivered:
+        if _email(invitation, link, language_of(invitation, holder=holders.get(invitation.pk))):
             sent += 1
         else:
             GuardianInvitation.objects.filter(pk=invitation.pk, state=State.PENDING).update(
