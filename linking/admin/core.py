@@ -202,16 +202,28 @@ class UserAdmin(PersonSearchMixin, TenantScopedAdmin):
 # ---------------------------------------------------------------- tenancy
 
 
-def _bulk_invitation_preview(model_admin, request, queryset, field: str):
-    """An action's hand-over to the bulk invitation preview (one course or account at a time)."""
+def _page_for_one(model_admin, request, queryset, url_name: str, field: str, refusal):
+    """An action's hand-over to a page for one selected row (``?field=pk``); else ``refusal``."""
     from django.shortcuts import redirect
     from django.urls import reverse
 
     if queryset.count() != 1:
-        model_admin.message_user(request, _("Select exactly one."), messages.WARNING)
+        model_admin.message_user(request, refusal, messages.WARNING)
         return None
-    url = reverse(f"{model_admin.admin_site.name}:linking_guardianinvitation_bulk")
+    url = reverse(f"{model_admin.admin_site.name}:{url_name}")
     return redirect(f"{url}?{field}={queryset.get().pk}")
+
+
+def _bulk_invitation_preview(model_admin, request, queryset, field: str):
+    """An action's hand-over to the bulk invitation preview (one course or account at a time)."""
+    return _page_for_one(
+        model_admin,
+        request,
+        queryset,
+        "linking_guardianinvitation_bulk",
+        field,
+        _("Select exactly one."),
+    )
 
 
 @admin.register(Account)
@@ -426,14 +438,14 @@ class CourseAdmin(TenantScopedAdmin):
 
     @admin.action(description=_("Issue pairing codes for the selected course"))
     def issue_pairing_codes(self, request, queryset):
-        from django.shortcuts import redirect
-        from django.urls import reverse
-
-        if queryset.count() != 1:
-            self.message_user(request, _("Select exactly one course."), messages.WARNING)
-            return None
-        url = reverse(f"{self.admin_site.name}:linking_pairingcode_issue")
-        return redirect(f"{url}?course={queryset.get().pk}")
+        return _page_for_one(
+            self,
+            request,
+            queryset,
+            "linking_pairingcode_issue",
+            "course",
+            _("Select exactly one course."),
+        )
 
     @admin.action(description=_("Invite the guardians of the selected course by e-mail"))
     def invite_guardians(self, request, queryset):
