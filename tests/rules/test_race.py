@@ -102,10 +102,9 @@ def _restrict(w):
     )
 
 
-def test_a_restriction_recorded_while_a_link_is_written_ends_it(postgresql_only, w, monkeypatch):
-    # The link is judged (nothing forbids it yet) and its writer pauses there.
-    pause = PauseAfter(monkeypatch, rules, "judge", thread="link")
-    link_side = Side(
+def _staff_link_side(w) -> Side:
+    """The side that links the parent to the student, as staff in the admin."""
+    return Side(
         "link",
         lambda: link_observer(
             observer=w.parent,
@@ -115,6 +114,12 @@ def test_a_restriction_recorded_while_a_link_is_written_ends_it(postgresql_only,
             source=LinkSource.ADMIN,
         ),
     )
+
+
+def test_a_restriction_recorded_while_a_link_is_written_ends_it(postgresql_only, w, monkeypatch):
+    # The link is judged (nothing forbids it yet) and its writer pauses there.
+    pause = PauseAfter(monkeypatch, rules, "judge", thread="link")
+    link_side = _staff_link_side(w)
     link_side.start()
     assert pause.reached.wait(WAIT)
 
@@ -145,16 +150,7 @@ def test_a_link_written_while_a_restriction_is_recorded_is_refused(postgresql_on
     restriction_side.start()
     assert pause.reached.wait(WAIT)
 
-    link_side = Side(
-        "link",
-        lambda: link_observer(
-            observer=w.parent,
-            student=w.student,
-            root_account=w.root,
-            actor=Actor(user=w.staff, source=AuditSource.ADMIN),
-            source=LinkSource.ADMIN,
-        ),
-    )
+    link_side = _staff_link_side(w)
     link_side.start()
     meanwhile = blocked_or_finished(link_side)
     pause.go.set()
